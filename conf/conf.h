@@ -1,0 +1,123 @@
+/*
+ * conf: a libconfig file turned into one immutable snapshot.
+ *
+ * conf_load() parses, checks every key against a schema (unknown keys are errors), then
+ * builds the TLS contexts, the policy and the cluster tables from the pure modules. Every
+ * problem is reported as "file:line: what is wrong" and loading continues so that all of
+ * them are seen at once; if any error was found nothing is returned. The snapshot holds
+ * no libevent object and nothing thread-bound, so it can be freed on any thread.
+ */
+#ifndef CONF_H
+#define CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "pki.h"
+#include "policy.h"
+
+/* ---- types ---- */
+
+struct conf_limits {
+	uint32_t request_line;  /* bytes of method + target + version; default 8192 */
+	uint32_t header_bytes;  /* bytes of all header lines; default 32768 */
+	uint32_t header_count;  /* default 100 */
+	uint64_t body;          /* max request body bytes; default 1 GiB; 0 = none allowed */
+};
+
+/* All in milliseconds. */
+struct conf_timeouts {
+	uint32_t handshake;         /* TLS handshake; default 10000 */
+	uint32_t request_header;    /* from first byte to end of head (slowloris); 10000 */
+	uint32_t idle;              /* keep-alive idle between requests; 60000 */
+	uint32_t upstream_connect;  /* TCP + TLS to a backend; 5000 */
+	uint32_t upstream_response; /* request sent to first response byte, and between reads; 30000 */
+	uint32_t body;              /* max gap between body reads from the client; 30000 */
+};
+
+struct conf_listener {
+	char *address;                    /* as written, e.g. "127.0.0.1:8443" */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	struct pki_server *tls;           /* owned */
+	unsigned char trust_digest[32];   /* pki_server_trust_digest(tls) */
+	char *file;
+	int line;
+};
+
+struct conf_server {
+	char *address;                    /* "127.0.0.1:9001" */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char *name;                       /* SNI and certificate name to verify */
+	unsigned weight;                  /* default 1 */
+	bool backup;
+};
+
+struct conf_cluster {
+	char *name;
+	struct conf_server *servers;
+	size_t n_servers;
+	struct pki_client *tls;           /* owned */
+	uint32_t pool_max_idle;           /* idle upstream connections per server and worker; 16 */
+	uint32_t pool_idle_timeout;       /* ms; 60000 */
+	uint32_t max_attempts;            /* connection attempts per request; default 3 */
+	char *file;
+	int line;
+};
+
+struct conf_snapshot {
+	char *path;                       /* the file this came from */
+	unsigned workers;                 /* worker threads; 0 in the file = number of CPUs */
+	struct conf_listener *listeners;
+	size_t n_listeners;
+	struct conf_cluster *clusters;
+	size_t n_clusters;
+	struct policy *policy;            /* owned: routes and rules */
+	struct conf_limits limits;
+	struct conf_timeouts timeouts;
+	char *audit_path;                 /* NULL = audit records go to stderr */
+	char *admin_address;              /* NULL = no admin listener */
+	struct sockaddr_storage admin_addr;
+	socklen_t admin_addrlen;
+};
+
+/* One diagnostic per line: "file:line: message", errors and warnings kept apart. */
+struct conf_diag {
+	bool is_error;
+	char *text;
+};
+struct conf_diags {
+	struct conf_diag *v;
+	size_t n, cap;
+	size_t n_errors;
+};
+
+/* ---- functions ---- */
+
+/* Loads and builds a snapshot; NULL if any error was reported into diags. */
+struct conf_snapshot *conf_load(const char *path, struct conf_diags *diags);
+/* The same from text in memory; name stands in for the file name in diagnostics. */
+struct conf_snapshot *conf_load_string(const char *text, const char *name,
+                                       struct conf_diags *diags);
+void conf_snapshot_free(struct conf_snapshot *s);
+
+/* True when both snapshots listen on the same addresses in the same order. */
+bool conf_listeners_equal(const struct conf_snapshot *a, const struct conf_snapshot *b);
+
+/* Parses "host:port" / "[v6]:port" (numeric host only). Returns 0 or -1. */
+int conf_parse_address(const char *s, struct sockaddr_storage *out, socklen_t *outlen);
+
+/* The embedded default configuration (conf/default.conf), NUL-terminated. */
+extern const char conf_default_text[];
+
+void conf_diags_add(struct conf_diags *d, bool is_error, const char *file, int line,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void conf_diags_print(const struct conf_diags *d, FILE *f);
+void conf_diags_clear(struct conf_diags *d);
+
+#endif

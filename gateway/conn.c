@@ -1,0 +1,388 @@
+/*
+ * conn.c: one client TLS connection, from accept to close. It owns the handshake, the
+ * request parser and the client-side timeouts; what a request does once its head is
+ * parsed lives in proxy.c. Requests on one connection are handled strictly one at a
+ * time: pipelined bytes wait in the input buffer until the previous response is queued,
+ * which keeps responses in order without a per-connection queue.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/tcp.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+
+#include "pki.h"
+#include "gw.h"
+
+static void conn_process(struct gw_conn *c);
+static void conn_readcb(struct bufferevent *bev, void *arg);
+
+static void timer_set(struct gw_conn *c, uint32_t ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(c->timer, &tv);
+}
+
+static const struct conf_timeouts *conn_timeouts(const struct gw_conn *c)
+{
+	return &c->gen->cfg->timeouts;
+}
+
+/* Stops or restarts reading from the client (backpressure from the upstream side). */
+void gw_conn_pause_read(struct gw_conn *c, bool pause)
+{
+	if (pause == c->read_paused)
+		return;
+	c->read_paused = pause;
+	if (pause) {
+		bufferevent_disable(c->bev, EV_READ);
+	} else {
+		bufferevent_enable(c->bev, EV_READ);
+		gw_conn_resume(c);
+	}
+}
+
+void gw_conn_write(struct gw_conn *c, const void *data, size_t len)
+{
+	bufferevent_write(c->bev, data, len);
+}
+
+/* Schedules conn_process from the event loop, never re-entering it from a callback. */
+void gw_conn_resume(struct gw_conn *c)
+{
+	event_active(c->ev_resume, 0, 0);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_process(arg);
+}
+
+/* Frees everything of the connection; an unfinished request is audited first. */
+void gw_conn_close(struct gw_conn *c, enum gw_reason why)
+{
+	c->state = GW_CONN_CLOSING; /* tells the funnel not to answer or resume */
+	if (c->req)
+		gw_req_finish(c->req, gw_reason_status(why), why, "connection_closed");
+	struct gw_worker *w = c->w;
+	TAILQ_REMOVE(&w->conns, c, link);
+	w->n_conns--;
+	if (c->timer)
+		event_free(c->timer);
+	if (c->ev_resume)
+		event_free(c->ev_resume);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	if (c->ps_ready)
+		gw_parser_free(&c->ps);
+	authn_cert_id_clear(&c->cert);
+	gw_gen_unref(c->gen);
+	free(c);
+}
+
+/* Closes connections that have no request in progress (drain at shutdown). */
+void gw_conn_close_idle(struct gw_worker *w)
+{
+	struct gw_conn *c, *tmp;
+	/* glibc's sys/queue.h lacks TAILQ_FOREACH_SAFE. */
+	for (c = TAILQ_FIRST(&w->conns); c; c = tmp) {
+		tmp = TAILQ_NEXT(c, link);
+		if (c->state == GW_CONN_READY && !c->req)
+			gw_conn_close(c, GW_SHUTDOWN);
+		else
+			c->close_after = true;
+	}
+}
+
+static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+	switch (c->state) {
+	case GW_CONN_HANDSHAKE:
+		gw_log(GW_LOG_INFO, "tls handshake from %s:%u failed: handshake_timeout", c->peer,
+		       c->peer_port);
+		gw_audit_handshake(c, "handshake_timeout");
+		c->w->ctr.handshakes_failed++;
+		gw_conn_close(c, GW_TLS_HANDSHAKE);
+		return;
+	case GW_CONN_READY:
+		if (c->req) {
+			/* Slowloris: the head did not arrive in time. */
+			c->close_after = true;
+			gw_req_finish(c->req, 408, GW_HEADER_TIMEOUT, "request_header_timeout");
+			return;
+		}
+		gw_conn_close(c, GW_OK);
+		return;
+	case GW_CONN_ACTIVE:
+		/* Only armed while the body is read: the client stalled mid-body. */
+		if (c->req && !c->req->body_done) {
+			c->close_after = true;
+			gw_req_finish(c->req, 408, GW_HEADER_TIMEOUT, "request_body_timeout");
+		}
+		return;
+	case GW_CONN_CLOSING:
+		gw_conn_close(c, GW_OK);
+		return;
+	}
+}
+
+/* Takes the verified identity and moves the connection to reading requests. */
+static void conn_established(struct gw_conn *c)
+{
+	char err[256];
+	c->handshake_us = gw_now_us() - c->t_accept;
+	c->w->ctr.handshakes_ok++;
+	X509 *leaf = SSL_get0_peer_certificate(c->ssl);
+	if (leaf && authn_cert_id_from_x509(&c->cert, leaf, err, sizeof(err)) != 0) {
+		gw_log(GW_LOG_INFO, "tls from %s:%u refused: bad_identity: %s", c->peer,
+		       c->peer_port, err);
+		gw_audit_handshake(c, "bad_identity");
+		gw_conn_close(c, GW_TLS_HANDSHAKE);
+		return;
+	}
+	const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+	if (sni)
+		snprintf(c->sni, sizeof(c->sni), "%s", sni);
+	if (gw_parser_init(&c->ps, HTTP_REQUEST, &c->gen->cfg->limits) != 0) {
+		gw_conn_close(c, GW_INTERNAL);
+		return;
+	}
+	c->ps_ready = true;
+	c->state = GW_CONN_READY;
+	timer_set(c, conn_timeouts(c)->idle);
+	conn_process(c);
+}
+
+static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		conn_established(c);
+		return;
+	}
+	if (c->state == GW_CONN_HANDSHAKE) {
+		enum pki_reason r = pki_ssl_reason(c->ssl);
+		unsigned long e = bufferevent_get_openssl_error(bev);
+		char detail[160] = "";
+		if (e)
+			ERR_error_string_n(e, detail, sizeof(detail));
+		gw_log(GW_LOG_INFO, "tls handshake from %s:%u failed: %s%s%s", c->peer,
+		       c->peer_port, pki_reason_str(r), e ? " " : "", detail);
+		gw_audit_handshake(c, pki_reason_str(r));
+		c->w->ctr.handshakes_failed++;
+		gw_conn_close(c, GW_TLS_HANDSHAKE);
+		return;
+	}
+	/* EOF or error from the client: anything in progress is lost to it. */
+	gw_conn_close(c, GW_CLIENT_CLOSED);
+}
+
+static void conn_writecb(struct bufferevent *bev, void *arg)
+{
+	struct gw_conn *c = arg;
+	struct evbuffer *out = bufferevent_get_output(bev);
+	if (c->state == GW_CONN_CLOSING && evbuffer_get_length(out) == 0) {
+		gw_conn_close(c, GW_OK);
+		return;
+	}
+	/* The client drained below the low mark: let the upstream send again. */
+	if (c->req && c->req->up)
+		gw_upstream_resume_read(c->req->up);
+}
+
+static void conn_readcb(struct bufferevent *bev, void *arg)
+{
+	conn_process(arg);
+}
+
+static int req_body_cb(void *ud, const char *at, size_t len)
+{
+	return gw_req_body(ud, at, len);
+}
+
+/* Starts a request object when the first byte of a new head arrives. */
+static struct gw_req *conn_req_new(struct gw_conn *c)
+{
+	struct gw_req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->c = c;
+	r->gen = gw_gen_ref(c->w->gen);
+	r->t_start = gw_now_us();
+	r->cluster = r->server = -1;
+	struct gw_worker *w = c->w;
+	snprintf(r->id, sizeof(r->id), "%s%02x%012llx", w->main->id_prefix, w->id & 0xff,
+	         (unsigned long long)++w->req_seq);
+	c->req = r;
+	c->ps.ud = r;
+	c->ps.on_body = req_body_cb;
+	c->ps.limits = &r->gen->cfg->limits;
+	timer_set(c, conn_timeouts(c)->request_header);
+	return r;
+}
+
+/* A parse error before or during the body: 400 if nothing was answered yet, then close. */
+static void conn_parse_error(struct gw_conn *c)
+{
+	c->close_after = true;
+	gw_req_finish(c->req, 400, GW_BAD_REQUEST, gw_parser_error(&c->ps));
+}
+
+/* One step of feeding the parser; false when processing must stop for now. */
+static bool conn_feed_once(struct gw_conn *c, struct evbuffer *in)
+{
+	struct evbuffer_iovec v;
+	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+		return false;
+	struct gw_req *r = c->req;
+	bool had_head = c->ps.head_done;
+	size_t used = 0;
+	enum gw_feed f = gw_parser_feed(&c->ps, v.iov_base, v.iov_len, &used);
+	r->bytes_in += used;
+	evbuffer_drain(in, used);
+	if (f == GW_FEED_ERROR) {
+		conn_parse_error(c);
+		return false;
+	}
+	if (f == GW_FEED_DONE)
+		r->body_done = true; /* before the head is handled: a GET has no body to wait for */
+	if (c->ps.head_done && !had_head) {
+		c->state = GW_CONN_ACTIVE;
+		r->t_head = gw_now_us();
+		evtimer_del(c->timer);
+		gw_req_on_head(r);
+		if (c->req != r)
+			return false; /* answered at once (error) */
+		timer_set(c, conn_timeouts(c)->body);
+	}
+	if (f == GW_FEED_DONE && c->req == r) {
+		evtimer_del(c->timer);
+		gw_req_body_done(r);
+		return false;
+	}
+	return c->req == r && !c->read_paused;
+}
+
+/*
+ * Parses whatever input is buffered. Stops while a request is waiting for its response
+ * (pipelining in order), while reading is paused for backpressure, or when closing.
+ */
+static void conn_process(struct gw_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	for (;;) {
+		if (c->state == GW_CONN_HANDSHAKE)
+			return;
+		if (c->state == GW_CONN_CLOSING) {
+			evbuffer_drain(in, evbuffer_get_length(in));
+			return;
+		}
+		if (c->read_paused || evbuffer_get_length(in) == 0)
+			return;
+		if (c->req && c->req->body_done)
+			return; /* next pipelined request waits for this response */
+		if (!c->req) {
+			if (c->close_after || c->w->draining)
+				return;
+			if (!conn_req_new(c)) {
+				gw_conn_close(c, GW_INTERNAL);
+				return;
+			}
+			gw_parser_reset(&c->ps);
+		}
+		if (!conn_feed_once(c, in))
+			return;
+	}
+}
+
+/*
+ * Called by gw_req_finish once a request is over: either close (after flushing) or wait
+ * for the next request, parsing any pipelined bytes already buffered.
+ */
+void gw_conn_request_done(struct gw_conn *c)
+{
+	c->n_requests++;
+	if (c->close_after || c->w->draining) {
+		c->state = GW_CONN_CLOSING;
+		bufferevent_disable(c->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+			/* Close from the loop, not under the caller's feet. */
+			timer_set(c, 0);
+			return;
+		}
+		timer_set(c, 5000);
+		return;
+	}
+	c->state = GW_CONN_READY;
+	c->read_paused = false;
+	bufferevent_enable(c->bev, EV_READ);
+	timer_set(c, conn_timeouts(c)->idle);
+	gw_conn_resume(c);
+}
+
+/* Accepts one TCP connection on listener lis_idx and starts the TLS handshake. */
+void gw_conn_accept(struct gw_worker *w, unsigned lis_idx, evutil_socket_t fd,
+                    const struct sockaddr *sa, int salen)
+{
+	struct gw_conn *c = calloc(1, sizeof(*c));
+	SSL *ssl = NULL;
+	if (!c)
+		goto fail;
+	c->w = w;
+	c->gen = gw_gen_ref(w->gen);
+	c->lis_idx = lis_idx;
+	c->t_accept = gw_now_us();
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, c->peer, sizeof(c->peer));
+		c->peer_port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, c->peer, sizeof(c->peer));
+		c->peer_port = ntohs(in6->sin6_port);
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	ssl = SSL_new(pki_server_get0_ctx(c->gen->cfg->listeners[lis_idx].tls));
+	if (!ssl)
+		goto fail;
+	c->ssl = ssl;
+	c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (!c->bev)
+		goto fail;
+	fd = -1;
+	ssl = NULL; /* owned by the bufferevent now */
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	c->timer = evtimer_new(w->base, conn_timeout_cb, c);
+	c->ev_resume = event_new(w->base, -1, 0, resume_cb, c);
+	if (!c->timer || !c->ev_resume)
+		goto fail;
+	TAILQ_INSERT_TAIL(&w->conns, c, link);
+	w->n_conns++;
+	bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, GW_HIGH_WATER / 2, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	timer_set(c, conn_timeouts(c)->handshake);
+	return;
+fail:
+	gw_log(GW_LOG_ERR, "accept: out of memory");
+	if (ssl)
+		SSL_free(ssl);
+	if (fd >= 0)
+		evutil_closesocket(fd);
+	if (c) {
+		if (c->bev)
+			bufferevent_free(c->bev);
+		if (c->timer)
+			event_free(c->timer);
+		if (c->ev_resume)
+			event_free(c->ev_resume);
+		gw_gen_unref(c->gen);
+		free(c);
+	}
+}

@@ -1,0 +1,485 @@
+/*
+ * proxy.c: what happens to a request once its head is parsed: checks, path
+ * normalisation, routing, the policy decision, the head sent upstream, body streaming,
+ * and the single funnel gw_req_finish() through which every request ends (one answer,
+ * one audit record, one free).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "pki.h"
+#include "gw.h"
+
+/* The reason table: status and stable token together, like relayd's host_error(). */
+static const struct {
+	int status;
+	const char *token;
+} reasons[GW_REASON_MAX] = {
+	[GW_OK] = {200, "ok"},
+	[GW_TLS_HANDSHAKE] = {0, "tls_handshake_failed"},
+	[GW_BAD_REQUEST] = {400, "bad_request"},
+	[GW_MISDIRECTED] = {421, "misdirected_request"},
+	[GW_UNAUTHENTICATED] = {401, "unauthenticated"},
+	[GW_FORBIDDEN] = {403, "forbidden"},
+	[GW_NO_ROUTE] = {404, "no_route"},
+	[GW_TOO_LARGE] = {413, "body_too_large"},
+	[GW_HEADER_TIMEOUT] = {408, "request_timeout"},
+	[GW_UPSTREAM_TLS] = {502, "upstream_tls"},
+	[GW_UPSTREAM_PROTOCOL] = {502, "upstream_protocol"},
+	[GW_NO_BACKEND] = {503, "no_backend"},
+	[GW_UPSTREAM_TIMEOUT] = {504, "upstream_timeout"},
+	[GW_CLIENT_CLOSED] = {499, "client_closed"},
+	[GW_SHUTDOWN] = {503, "shutdown"},
+	[GW_INTERNAL] = {500, "internal_error"},
+};
+
+int gw_reason_status(enum gw_reason r)
+{
+	return r < GW_REASON_MAX ? reasons[r].status : 500;
+}
+
+const char *gw_reason_str(enum gw_reason r)
+{
+	return r < GW_REASON_MAX ? reasons[r].token : "unknown";
+}
+
+static const char *status_text(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 421: return "Misdirected Request";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Error";
+	}
+}
+
+/* The gateway's own answer: short JSON with the request id, never client data. */
+static void req_send_error(struct gw_req *r, int status, enum gw_reason why, const char *detail)
+{
+	struct gw_conn *c = r->c;
+	char body[256], head[512];
+	int bl = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"reason\":\"%s\",\"request_id\":\"%s\"}\n",
+	                  gw_reason_str(why), detail ? detail : gw_reason_str(why), r->id);
+	int hl = snprintf(head, sizeof(head),
+	                  "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+	                  "X-Request-Id: %s\r\n%s%s\r\n",
+	                  status, status_text(status), bl, r->id,
+	                  status == 401 ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n" : "",
+	                  c->close_after ? "Connection: close\r\n" : "");
+	gw_conn_write(c, head, (size_t)hl);
+	gw_conn_write(c, body, (size_t)bl);
+	r->bytes_out += (uint64_t)(hl + bl);
+	r->resp_started = true;
+}
+
+/* Host header without its port, lower-cased into out; false if it does not fit. */
+static bool host_name(const char *v, size_t len, char *out, size_t cap)
+{
+	size_t end = len;
+	if (len && v[0] == '[') {
+		const char *rb = memchr(v, ']', len);
+		end = rb ? (size_t)(rb - v) + 1 : len;
+	} else {
+		const char *colon = memchr(v, ':', len);
+		if (colon)
+			end = (size_t)(colon - v);
+	}
+	if (end >= cap)
+		return false;
+	for (size_t i = 0; i < end; i++)
+		out[i] = (char)((v[i] >= 'A' && v[i] <= 'Z') ? v[i] + 32 : v[i]);
+	out[end] = '\0';
+	return true;
+}
+
+/*
+ * Splits the target into path and query. Absolute-form is accepted only for the host
+ * the client already named (Host header), so it can never redirect to a foreign host.
+ */
+static const char *req_split_target(struct gw_req *r, const char **path, size_t *plen)
+{
+	const struct gw_head *h = &r->c->ps.head;
+	const char *t = h->buf + h->url_off;
+	size_t tl = h->url_len;
+	if (tl > 8 && (strncasecmp(t, "https://", 8) == 0 || strncasecmp(t, "http://", 7) == 0)) {
+		size_t skip = t[4] == 's' || t[4] == 'S' ? 8 : 7;
+		const char *auth = t + skip;
+		size_t al = 0;
+		while (skip + al < tl && auth[al] != '/' && auth[al] != '?')
+			al++;
+		const char *hv;
+		size_t hl;
+		if (!gw_head_find(h, "host", &hv, &hl) || hl != al || strncasecmp(hv, auth, al) != 0)
+			return "foreign_absolute_target";
+		t = auth + al;
+		tl -= skip + al;
+		if (tl == 0 || t[0] != '/')
+			return "bad_target";
+	} else if (tl == 0 || t[0] != '/') {
+		return "bad_target";
+	}
+	const char *q = memchr(t, '?', tl);
+	*path = t;
+	*plen = q ? (size_t)(q - t) : tl;
+	if (q) {
+		r->query = q + 1;
+		r->query_len = tl - *plen - 1;
+	}
+	return NULL;
+}
+
+/* Checks SNI against Host: a certificate verified for one name must not reach another. */
+static bool req_sni_matches(const struct gw_req *r)
+{
+	const struct gw_conn *c = r->c;
+	const char *hv;
+	size_t hl;
+	char host[256];
+	if (!c->sni[0] || !gw_head_find(&c->ps.head, "host", &hv, &hl))
+		return true;
+	if (!host_name(hv, hl, host, sizeof(host)))
+		return false;
+	return strcasecmp(host, c->sni) == 0;
+}
+
+static void add_hdr(struct evbuffer *b, const char *name, const char *value)
+{
+	if (value)
+		evbuffer_add_printf(b, "%s: %s\r\n", name, value);
+}
+
+/* The head sent upstream: client headers minus hop-by-hop and identity ones, plus ours. */
+static int req_build_upstream_head(struct gw_req *r, const char *fwd, size_t fwd_len)
+{
+	const struct gw_conn *c = r->c;
+	const struct gw_head *h = &c->ps.head;
+	struct evbuffer *b = r->pending;
+	evbuffer_add_printf(b, "%s ", llhttp_method_name(h->method));
+	evbuffer_add(b, fwd, fwd_len);
+	if (r->query) {
+		evbuffer_add(b, "?", 1);
+		evbuffer_add(b, r->query, r->query_len);
+	}
+	evbuffer_add(b, " HTTP/1.1\r\n", 11);
+	for (uint32_t i = 0; i < h->n_hdrs; i++) {
+		const struct gw_hdr *hd = &h->hdrs[i];
+		const char *name = h->buf + hd->name_off;
+		if (gw_header_is_hop_by_hop(name, hd->name_len, h) ||
+		    gw_header_is_identity(name, hd->name_len))
+			continue;
+		evbuffer_add(b, name, hd->name_len);
+		evbuffer_add(b, ": ", 2);
+		evbuffer_add(b, h->buf + hd->val_off, hd->val_len);
+		evbuffer_add(b, "\r\n", 2);
+	}
+	add_hdr(b, "X-Forwarded-For", c->peer);
+	add_hdr(b, "X-Forwarded-Proto", "https");
+	add_hdr(b, "X-Request-Id", r->id);
+	add_hdr(b, "X-Client-Identity", authn_cert_id_name(&c->cert));
+	add_hdr(b, "X-Client-Spiffe-Id", c->cert.spiffe_id);
+	add_hdr(b, "X-Client-Cn", c->cert.cn);
+	if (c->cert.sha256_hex[0])
+		add_hdr(b, "X-Client-Cert-Sha256", c->cert.sha256_hex);
+	add_hdr(b, "X-Client-Cert-Serial", c->cert.serial_hex);
+	if (h->chunked) {
+		r->body_chunked = true;
+		evbuffer_add_printf(b, "Transfer-Encoding: chunked\r\n");
+	} else if (h->has_clen) {
+		evbuffer_add_printf(b, "Content-Length: %llu\r\n", (unsigned long long)h->clen);
+	}
+	return evbuffer_add(b, "\r\n", 2);
+}
+
+static bool method_idempotent(uint8_t m)
+{
+	return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_PUT || m == HTTP_DELETE ||
+	       m == HTTP_OPTIONS || m == HTTP_TRACE;
+}
+
+/* Authorises the request and builds what goes upstream; 0 to proceed, else answered. */
+static int req_authorise(struct gw_req *r)
+{
+	struct gw_conn *c = r->c;
+	const struct gw_head *h = &c->ps.head;
+	const struct conf_snapshot *cfg = r->gen->cfg;
+	const char *why = gw_head_check_request(h), *path;
+	size_t plen;
+	if (!why)
+		why = req_split_target(r, &path, &plen);
+	if (why) {
+		c->close_after = true;
+		gw_req_finish(r, 400, GW_BAD_REQUEST, why);
+		return -1;
+	}
+	if (!req_sni_matches(r)) {
+		gw_req_finish(r, 421, GW_MISDIRECTED, "sni_host_mismatch");
+		return -1;
+	}
+	size_t cap = plen + 2;
+	r->path = malloc(cap);
+	if (!r->path) {
+		gw_req_finish(r, 500, GW_INTERNAL, "out_of_memory");
+		return -1;
+	}
+	enum policy_path_status ps = policy_path_normalize(path, plen, r->path, cap, &r->path_len);
+	if (ps != POLICY_PATH_OK) {
+		c->close_after = true;
+		gw_req_finish(r, 400, GW_BAD_REQUEST, policy_path_status_str(ps));
+		return -1;
+	}
+	r->route = policy_route_lookup(cfg->policy, r->path, r->path_len);
+	if (!r->route) {
+		gw_req_finish(r, 404, GW_NO_ROUTE, "no_route");
+		return -1;
+	}
+	if (h->has_clen && h->clen > cfg->limits.body) {
+		c->close_after = true;
+		gw_req_finish(r, 413, GW_TOO_LARGE, "content_length_over_limit");
+		return -1;
+	}
+	struct authn_principal who = {.cert = &c->cert};
+	policy_decide(cfg->policy, &who, policy_method_bit(llhttp_method_name(h->method),
+	                                                   strlen(llhttp_method_name(h->method))),
+	              r->path, r->path_len, &r->decision);
+	if (r->decision.effect != POLICY_ALLOW) {
+		gw_req_finish(r, 403, GW_FORBIDDEN, r->decision.rule ? "policy_deny_rule" : "policy_no_allow");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Runs once per request when its head is complete. On success the upstream head is
+ * queued and an upstream is being picked; on failure the request was answered.
+ */
+void gw_req_on_head(struct gw_req *r)
+{
+	struct gw_conn *c = r->c;
+	const struct gw_head *h = &c->ps.head;
+	r->c->w->ctr.requests++;
+	if (!llhttp_should_keep_alive(&c->ps.p))
+		c->close_after = true;
+	if (req_authorise(r) != 0)
+		return;
+	char fwd[8192 + 2];
+	size_t fwd_len;
+	if (policy_route_rewrite(r->route, r->path, r->path_len, fwd, sizeof(fwd), &fwd_len) != 0) {
+		c->close_after = true;
+		gw_req_finish(r, 400, GW_BAD_REQUEST, "rewritten_path_too_long");
+		return;
+	}
+	r->pending = evbuffer_new();
+	r->replay = evbuffer_new();
+	if (!r->pending || !r->replay || req_build_upstream_head(r, fwd, fwd_len) != 0) {
+		gw_req_finish(r, 500, GW_INTERNAL, "out_of_memory");
+		return;
+	}
+	/* Keep a copy of a small idempotent request, to retry it on a pooled connection
+	 * that the backend closed before reading it. */
+	r->replay_ok = method_idempotent(h->method);
+	if (r->replay_ok) {
+		size_t n = evbuffer_get_length(r->pending);
+		evbuffer_add(r->replay, evbuffer_pullup(r->pending, -1), n);
+	}
+	/* We answer 100-continue ourselves, and only once the request is authorised, so an
+	 * unauthorised client never gets to send its body. */
+	const char *ev;
+	size_t el;
+	if (gw_head_find(h, "expect", &ev, &el) && el == 12 && strncasecmp(ev, "100-continue", 12) == 0 &&
+	    h->http_minor == 1 && (h->chunked || h->clen > 0))
+		gw_conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	r->resp_head_req = h->method == HTTP_HEAD;
+	gw_upstream_start(r);
+}
+
+/* Queues bytes for the upstream: straight onto its connection once it is attached. */
+void gw_req_write_upstream(struct gw_req *r, const void *data, size_t len)
+{
+	struct evbuffer *dst = (r->up && r->up->state == GW_UP_ACTIVE)
+	                               ? bufferevent_get_output(r->up->bev)
+	                               : r->pending;
+	evbuffer_add(dst, data, len);
+	/* Only small requests are replayable after a failed attempt; big bodies stream. */
+	if (r->replay_ok) {
+		if (evbuffer_get_length(r->replay) + len > 64 * 1024)
+			r->replay_ok = false;
+		else
+			evbuffer_add(r->replay, data, len);
+	}
+	if (evbuffer_get_length(dst) > GW_HIGH_WATER)
+		gw_conn_pause_read(r->c, true);
+}
+
+/* Body bytes from the parser (already de-chunked); re-chunked when the client chunked. */
+int gw_req_body(struct gw_req *r, const char *at, size_t len)
+{
+	if (!r || r->finished)
+		return 0; /* answered already: the rest of the body is discarded */
+	r->body_bytes += len;
+	/* Content-Length was checked against the limit up front; chunked bodies here. */
+	if (r->body_bytes > r->gen->cfg->limits.body) {
+		r->c->close_after = true;
+		gw_req_finish(r, 413, GW_TOO_LARGE, "chunked_body_over_limit");
+		return 0;
+	}
+	if (r->body_chunked) {
+		char sz[24];
+		int n = snprintf(sz, sizeof(sz), "%zx\r\n", len);
+		gw_req_write_upstream(r, sz, (size_t)n);
+		gw_req_write_upstream(r, at, len);
+		gw_req_write_upstream(r, "\r\n", 2);
+	} else {
+		gw_req_write_upstream(r, at, len);
+	}
+	return 0;
+}
+
+void gw_req_body_done(struct gw_req *r)
+{
+	r->body_done = true;
+	if (r->finished)
+		return;
+	if (r->body_chunked)
+		gw_req_write_upstream(r, "0\r\n\r\n", 5);
+}
+
+/* RFC 3339 UTC with microseconds. */
+static void rfc3339(uint64_t us, char *out, size_t cap)
+{
+	time_t s = (time_t)(us / 1000000u);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(us % 1000000u));
+}
+
+static void audit_emit(json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(o);
+	if (!s)
+		return;
+	size_t len = strlen(s);
+	s[len] = '\n'; /* json_dumps leaves room: overwrite the NUL, write len + 1 */
+	gw_audit_line(s, len + 1);
+	free(s);
+}
+
+static json_t *audit_base(const struct gw_conn *c, const char *type)
+{
+	char ts[40];
+	rfc3339(gw_wall_us(), ts, sizeof(ts));
+	return json_pack("{s:s, s:s, s:i, s:{s:s, s:i}}", "time", ts, "type", type, "worker",
+	                 (int)c->w->id, "client", "addr", c->peer, "port", (int)c->peer_port);
+}
+
+void gw_audit_handshake(struct gw_conn *c, const char *reason)
+{
+	json_t *o = audit_base(c, "handshake");
+	if (!o)
+		return;
+	json_object_set_new(o, "decision", json_string("deny"));
+	json_object_set_new(o, "reason", json_string(reason));
+	json_object_set_new(o, "handshake_us", json_integer((json_int_t)(gw_now_us() - c->t_accept)));
+	audit_emit(o);
+}
+
+static json_t *jstr_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* One record per request, with what was verified and why it was decided. */
+static void audit_request(const struct gw_req *r)
+{
+	const struct gw_conn *c = r->c;
+	const struct gw_head *h = &c->ps.head;
+	json_t *o = audit_base(c, "request");
+	if (!o)
+		return;
+	json_object_set_new(o, "request_id", json_string(r->id));
+	json_object_set_new(o, "tls", json_pack("{s:s, s:s, s:o}", "version", SSL_get_version(c->ssl),
+	                                        "cipher", SSL_get_cipher_name(c->ssl), "sni",
+	                                        c->sni[0] ? json_string(c->sni) : json_null()));
+	json_object_set_new(o, "cert", json_pack("{s:o, s:o, s:s, s:o, s:o}", "spiffe_id",
+	                                         jstr_or_null(c->cert.spiffe_id), "cn",
+	                                         jstr_or_null(c->cert.cn), "sha256", c->cert.sha256_hex,
+	                                         "serial", jstr_or_null(c->cert.serial_hex),
+	                                         "issuer", jstr_or_null(c->cert.issuer)));
+	if (h->method || r->t_head)
+		json_object_set_new(o, "method", json_string(llhttp_method_name(h->method)));
+	json_object_set_new(o, "path", r->path ? json_stringn(r->path, r->path_len) : json_null());
+	json_object_set_new(o, "route", r->route ? json_string(r->route->prefix) : json_null());
+	json_object_set_new(o, "decision", json_string(r->decision.effect == POLICY_ALLOW ? "allow" : "deny"));
+	json_object_set_new(o, "reason", json_string(r->detail ? r->detail : gw_reason_str(r->reason)));
+	int line = 0;
+	const char *file = policy_rule_file(r->decision.rule, &line);
+	json_object_set_new(o, "rule", file ? json_sprintf("%s:%d", file, line) : json_null());
+	const struct conf_snapshot *cfg = r->gen->cfg;
+	if (r->cluster >= 0 && r->server >= 0)
+		json_object_set_new(o, "upstream", json_string(cfg->clusters[r->cluster].servers[r->server].address));
+	json_object_set_new(o, "attempts", json_integer(r->attempts));
+	json_object_set_new(o, "status", json_integer(r->status));
+	json_object_set_new(o, "bytes_in", json_integer((json_int_t)r->bytes_in));
+	json_object_set_new(o, "bytes_out", json_integer((json_int_t)r->bytes_out));
+	uint64_t now = gw_now_us();
+	json_object_set_new(o, "duration_us", json_pack("{s:I, s:I, s:I}", "handshake",
+	                                                (json_int_t)c->handshake_us, "upstream",
+	                                                (json_int_t)(r->t_up ? now - r->t_up : 0), "total",
+	                                                (json_int_t)(now - r->t_start)));
+	audit_emit(o);
+}
+
+/*
+ * The funnel: every request ends here exactly once. It answers (if nothing was sent yet
+ * and there is an error to tell), audits, returns or closes the upstream connection,
+ * and hands the client connection back to reading or to closing.
+ */
+void gw_req_finish(struct gw_req *r, int status, enum gw_reason why, const char *detail)
+{
+	if (r->finished)
+		return;
+	struct gw_conn *c = r->c;
+	r->finished = true;
+	if (!r->status || why != GW_OK)
+		r->status = status;
+	r->reason = why;
+	r->detail = detail;
+	bool conn_dying = why == GW_CLIENT_CLOSED || c->state == GW_CONN_CLOSING;
+	if (!r->body_done || why == GW_BAD_REQUEST)
+		c->close_after = true;
+	if (why != GW_OK && !conn_dying) {
+		if (!r->resp_started && status >= 400)
+			req_send_error(r, status, why, detail);
+		else
+			c->close_after = true; /* a response was cut short: the client must see EOF */
+	}
+	if (why != GW_OK)
+		gw_log(GW_LOG_INFO, "request %s from %s:%u: %d %s", r->id, c->peer, c->peer_port,
+		       r->status, detail ? detail : gw_reason_str(why));
+	audit_request(r);
+	if (r->up)
+		gw_upstream_release(r->up, false);
+	if (r->pending)
+		evbuffer_free(r->pending);
+	if (r->replay)
+		evbuffer_free(r->replay);
+	free(r->path);
+	gw_gen_unref(r->gen);
+	c->req = NULL;
+	c->ps.ud = NULL;
+	free(r);
+	if (!conn_dying)
+		gw_conn_request_done(c);
+}

@@ -1,0 +1,141 @@
+/*
+ * pki: every OpenSSL context the gateway uses, built from plain option structs.
+ *
+ * A pki_server is the listener side (our certificate, the client CA bundle plus CRLs,
+ * the verify callback that records why a handshake failed, session tickets). A
+ * pki_client is the upstream side (backend CA, optional client certificate, name check).
+ * Both are immutable once built and shared read-only by all worker threads; OpenSSL's
+ * own reference counting keeps SSL objects valid after the owner is freed.
+ *
+ * This module includes no other project header and does no logging: errors come back
+ * as text in the caller's buffer, handshake failures as an enum pki_reason.
+ */
+#ifndef PKI_H
+#define PKI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+/* ---- types ---- */
+
+/* TLS protocol floor; TLS 1.0/1.1 are never offered. */
+enum pki_tls_version { PKI_TLS12 = 0, PKI_TLS13 };
+
+struct pki_server_opts {
+	const char *cert_file;          /* PEM chain, leaf first */
+	const char *key_file;           /* PEM private key matching the leaf */
+	const char *client_ca_file;     /* PEM bundle of CAs trusted for client certificates */
+	const char *const *crl_files;   /* PEM CRLs, checked for leaf and intermediates */
+	size_t n_crl_files;
+	enum pki_tls_version min_version;
+	int verify_depth;               /* max intermediates; default 4 when 0 */
+	bool require_client_cert;       /* default true; false is for tests of plain TLS only */
+	const char *ciphers_tls12;      /* OpenSSL cipher list, NULL = secure default */
+	const char *suites_tls13;       /* TLS 1.3 suites, NULL = OpenSSL default */
+	bool session_tickets;           /* stateless tickets with our own rotating key */
+	unsigned ticket_lifetime;       /* seconds; 0 = 7200 */
+	const char *alpn;               /* protocol we select, NULL = "http/1.1" */
+};
+
+struct pki_client_opts {
+	const char *ca_file;          /* PEM bundle verifying backend certificates */
+	const char *cert_file;        /* optional client certificate presented to backends */
+	const char *key_file;         /* its key */
+	enum pki_tls_version min_version;
+	bool verify;                  /* default true; false must be explicit in config */
+	const char *ciphers_tls12;    /* NULL = same secure default as the server side */
+};
+
+/* Why a client handshake failed. Stable tokens come from pki_reason_str(). */
+enum pki_reason {
+	PKI_OK = 0,
+	PKI_NO_CERT,           /* client sent no certificate */
+	PKI_UNKNOWN_CA,        /* chain does not lead to a trusted CA */
+	PKI_SELF_SIGNED,       /* self-signed leaf not in the trust store */
+	PKI_EXPIRED,           /* leaf or chain member past notAfter */
+	PKI_NOT_YET_VALID,     /* before notBefore */
+	PKI_REVOKED,           /* listed in a CRL */
+	PKI_CRL_PROBLEM,       /* CRL missing, expired or unverifiable */
+	PKI_BAD_EKU,           /* key usage / extended key usage forbids client auth */
+	PKI_LEAF_IS_CA,        /* leaf carries basicConstraints CA:TRUE */
+	PKI_CHAIN_TOO_LONG,    /* verify depth exceeded */
+	PKI_BAD_SIGNATURE,     /* signature on a chain member does not verify */
+	PKI_PROTOCOL,          /* TLS-level failure: version, cipher, garbage, timeout */
+	PKI_OTHER,             /* any other verification error */
+	PKI_REASON_MAX
+};
+
+struct pki_server; /* opaque: SSL_CTX + X509_STORE (CA + CRLs) + ticket keys */
+struct pki_client; /* opaque: upstream SSL_CTX */
+
+/* ---- server side ---- */
+
+/*
+ * Builds a listener context. Returns 0 and sets *out, or -1 with a message in err naming
+ * the file that failed (unreadable file, key/cert mismatch, bad CRL, bad cipher list).
+ * Nothing is half-built on failure.
+ */
+int pki_server_new(const struct pki_server_opts *opts, struct pki_server **out, char *err,
+                   size_t errlen);
+void pki_server_free(struct pki_server *srv);
+SSL_CTX *pki_server_get0_ctx(const struct pki_server *srv); /* borrowed */
+
+/*
+ * Reason recorded by the verify callback for this SSL (PKI_OK if verification passed),
+ * plus, when the handshake failed before verification, PKI_NO_CERT or PKI_PROTOCOL as
+ * derived from the OpenSSL error queue. Call it when a handshake fails.
+ */
+enum pki_reason pki_ssl_reason(const SSL *ssl);
+
+/* Stable lower_snake token for logs and audit records ("no_cert", "revoked", ...). */
+const char *pki_reason_str(enum pki_reason r);
+
+/*
+ * Re-verifies an established connection's peer chain against this server's (possibly
+ * newer) trust store and CRLs, with the same leaf checks as the handshake. Used after a
+ * reload so a kept-alive connection with a now-revoked certificate is cut off.
+ */
+enum pki_reason pki_server_reverify(const struct pki_server *srv, const SSL *ssl);
+
+/* SHA-256 over the trust settings (CA bundle, CRLs, depth, verify mode) of this server:
+ * used as the session id context so a session resumes only where trust is identical. */
+void pki_server_trust_digest(const struct pki_server *srv, unsigned char out[32]);
+
+/* Seconds until the server certificate's notAfter (negative when expired). */
+long pki_server_cert_expiry(const struct pki_server *srv, time_t now);
+
+/* Rotates the session ticket encryption key; the previous key still decrypts. */
+int pki_server_rotate_tickets(struct pki_server *srv);
+
+/* ---- client side (upstreams) ---- */
+
+int pki_client_new(const struct pki_client_opts *opts, struct pki_client **out, char *err,
+                   size_t errlen);
+void pki_client_free(struct pki_client *cli);
+
+/*
+ * New SSL for one upstream connection: SNI set to host, and (unless verification was
+ * disabled explicitly) the certificate name checked against host with SSL_set1_host.
+ * host may be an IP literal, then the IP SAN is checked and no SNI is sent.
+ * Returns NULL on allocation failure.
+ */
+SSL *pki_client_ssl_new(const struct pki_client *cli, const char *host);
+
+/* Human readable reason for an upstream handshake failure (verify result or error queue). */
+const char *pki_client_error_str(const SSL *ssl, unsigned long errcode);
+
+/* ---- leaf inspection shared with authn ---- */
+
+/*
+ * The gateway's own leaf checks on top of OpenSSL's chain verification: a client leaf
+ * must not be a CA, and if it has keyUsage it must allow digitalSignature, and if it has
+ * extendedKeyUsage it must include clientAuth. Returns PKI_OK or the reason.
+ */
+enum pki_reason pki_check_client_leaf(X509 *leaf);
+
+#endif
