@@ -468,7 +468,9 @@ void gw_req_finish(struct gw_req *r, int status, enum gw_reason why, const char 
 	if (why != GW_OK)
 		gw_log(GW_LOG_INFO, "request %s from %s:%u: %d %s", r->id, c->peer, c->peer_port,
 		       r->status, detail ? detail : gw_reason_str(why));
-	audit_request(r);
+	/* A connection that closed after a stray CRLF sent no request: nothing to audit. */
+	if (!(why == GW_CLIENT_CLOSED && !r->t_head && r->bytes_in <= 2))
+		audit_request(r);
 	if (r->up)
 		gw_upstream_release(r->up, false);
 	if (r->pending)
