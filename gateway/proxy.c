@@ -234,6 +234,8 @@ static int req_authorise(struct gw_req *r)
 	}
 	enum policy_path_status ps = policy_path_normalize(path, plen, r->path, cap, &r->path_len);
 	if (ps != POLICY_PATH_OK) {
+		free(r->path);
+		r->path = NULL;
 		c->close_after = true;
 		gw_req_finish(r, 400, GW_BAD_REQUEST, policy_path_status_str(ps));
 		return -1;
@@ -420,6 +422,10 @@ static void audit_request(const struct gw_req *r)
 	if (h->method || r->t_head)
 		json_object_set_new(o, "method", json_string(llhttp_method_name(h->method)));
 	json_object_set_new(o, "path", r->path ? json_stringn(r->path, r->path_len) : json_null());
+	/* The raw target too, for refused requests: bounded, and dropped by jansson if it
+	 * is not valid UTF-8 (it then stays out of the record rather than breaking it). */
+	if (!r->path && h->url_len)
+		json_object_set_new(o, "target", json_stringn(h->buf + h->url_off, h->url_len > 512 ? 512 : h->url_len));
 	json_object_set_new(o, "route", r->route ? json_string(r->route->prefix) : json_null());
 	json_object_set_new(o, "decision", json_string(r->decision.effect == POLICY_ALLOW ? "allow" : "deny"));
 	json_object_set_new(o, "reason", json_string(r->detail ? r->detail : gw_reason_str(r->reason)));

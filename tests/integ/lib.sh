@@ -182,7 +182,7 @@ clusters = (
   }
 );
 routes = (
-  { prefix = "/"; cluster = "app"; }
+  ${ROUTES:-{ prefix = "/"; cluster = "app"; \}}
   ${EXTRA_ROUTES:-}
 );
 policy = (
