@@ -31,6 +31,15 @@ cleanup() {
 	for p in "${PIDS[@]}"; do
 		wait "$p" 2>/dev/null
 	done
+	# Under the sanitizer build any report from a process we ran fails the test, even
+	# when every check passed (leaks show up only at exit, after the checks).
+	local san
+	san=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$T"/*.log 2>/dev/null)
+	if [ -n "$san" ]; then
+		echo "FAIL: sanitizer report in: $san"
+		grep -h -A 30 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" $san | head -n 80
+		FAILS=$((FAILS + 1))
+	fi
 	if [ "$FAILS" -ne 0 ] || [ -n "${GW_KEEP:-}" ]; then
 		echo "--- logs kept in $T"
 		for f in "$T"/*.log; do
@@ -41,6 +50,7 @@ cleanup() {
 	else
 		rm -rf "$T"
 	fi
+	[ "$FAILS" -eq 0 ] || exit 1
 }
 trap cleanup EXIT
 
@@ -157,6 +167,7 @@ stop_pid() {
 # of cluster "app" on BPORT_b1/BPORT_b2 (start them first). Extra text in $EXTRA_TOP.
 write_config() {
 	local file=$1
+	local routes=${ROUTES:-'{ prefix = "/"; cluster = "app"; }'}
 	local servers=${SERVERS:-"{ address = \"127.0.0.1:$BPORT_b1\"; name = \"backend.test\"; }"}
 	cat >"$file" <<EOF
 workers = ${WORKERS:-2};
@@ -182,7 +193,7 @@ clusters = (
   }
 );
 routes = (
-  ${ROUTES:-{ prefix = "/"; cluster = "app"; \}}
+  $routes
   ${EXTRA_ROUTES:-}
 );
 policy = (
@@ -231,4 +242,48 @@ json_get() {
 testclient() {
 	"$TESTCLIENT" --connect "127.0.0.1:$GW_PORT" --cert "$PKI/alice.crt" --key "$PKI/alice.key" \
 		--ca "$PKI/server-ca.crt" --servername localhost "$@"
+}
+
+# ---- helpers added for t050..t080 (streaming, pool, upstream errors, identity) ----
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on (bound, then closed).
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# server_entry PORT [NAME]: one servers = (...) element for write_config/extra_cluster.
+server_entry() {
+	printf '{ address = "127.0.0.1:%s"; name = "%s"; }' "$1" "${2:-backend.test}"
+}
+
+# extra_cluster NAME SERVERS [TEXT]: config text that, appended to EXTRA_CLUSTER, closes
+# the "app" cluster of write_config and adds another one (same TLS settings), e.g.
+#   EXTRA_CLUSTER+=$(extra_cluster down "$(server_entry 1)")
+extra_cluster() {
+	printf '}, { name = "%s"; servers = ( %s ); tls = { ca = "%s"; cert = "%s"; key = "%s"; }; %s' \
+		"$1" "$2" "$PKI/backend-ca.crt" "$PKI/gw-client.crt" "$PKI/gw-client.key" "${3:-}"
+}
+
+# backend_stats_host NAME HOST: like backend_stats, for a backend whose certificate is
+# issued for HOST rather than backend.test.
+backend_stats_host() {
+	local port_var="BPORT_$1"
+	curl -sS --max-time 5 --cacert "$PKI/backend-ca.crt" --cert "$PKI/gw-client.crt" \
+		--key "$PKI/gw-client.key" --resolve "$2:${!port_var}:127.0.0.1" \
+		"https://$2:${!port_var}/__stats"
+}
+
+# audit_record ID: the audit line of request ID (empty if none).
+audit_record() {
+	grep -F "\"request_id\":\"$1\"" "$T/audit.log" 2>/dev/null | head -n1
+}
+
+# gw_vm KEY: a /proc/$GW_PID/status value in kB (VmHWM = peak RSS, VmRSS = current).
+gw_vm() {
+	sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB$/\1/p" "/proc/$GW_PID/status"
+}
+
+# is_sanitized BINARY: true when built with AddressSanitizer (RSS limits do not apply).
+is_sanitized() {
+	grep -q -a -m1 '__asan_init' "$1"
 }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# test.sh: the whole test suite, as CI runs it. Installs what is missing, builds, runs
+# every unit and integration test with ctest, then builds again with
+# -fsanitize=address,undefined and runs the whole suite once more under the sanitizers
+# (any report fails the run). Set GW_SKIP_SANITIZE=1 to skip the second pass locally.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+bash "$src/scripts/install-deps.sh"
+
+bash "$src/scripts/check-deps.sh" "$src"
+
+echo "== build (RelWithDebInfo)"
+bash "$src/scripts/build.sh" "$src/build"
+echo "== tests"
+(cd "$src/build" && ctest --output-on-failure -j2 --timeout 600)
+
+if [ "${GW_SKIP_SANITIZE:-0}" != "1" ]; then
+	echo "== build (address,undefined sanitizers)"
+	bash "$src/scripts/build.sh" "$src/build-asan" -DGW_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	echo "== tests under sanitizers"
+	# halt_on_error: the first report fails the test that triggered it.
+	export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=66
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	(cd "$src/build-asan" && ctest --output-on-failure -j2 --timeout 900)
+fi
+echo "== all tests passed"
