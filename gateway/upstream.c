@@ -255,11 +255,18 @@ void gw_upstream_release(struct gw_upconn *u, bool reusable)
 	up_timer_set(u, cl->pool_idle_timeout);
 }
 
-/* The client drained: continue relaying the response. */
+/*
+ * The client drained: continue relaying the response. Bytes may already wait in the
+ * input buffer (read before we paused) with nothing more coming from the socket, so
+ * they are processed now rather than on a read event that might never fire.
+ */
 void gw_upstream_resume_read(struct gw_upconn *u)
 {
-	if (u->state == GW_UP_ACTIVE)
-		bufferevent_enable(u->bev, EV_READ);
+	if (u->state != GW_UP_ACTIVE)
+		return;
+	bufferevent_enable(u->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(u->bev)) > 0)
+		up_readcb(u->bev, u);
 }
 
 /*

@@ -23,16 +23,26 @@ enum policy_effect { POLICY_DENY = 0, POLICY_ALLOW };
 /* Outcome of path normalisation; everything but OK is a 400 for the client. */
 enum policy_path_status {
 	POLICY_PATH_OK = 0,
-	POLICY_PATH_EMPTY,          /* not starting with '/' (origin-form required) */
-	POLICY_PATH_BAD_ESCAPE,     /* '%' not followed by two hex digits */
-	POLICY_PATH_ENCODED_SLASH,  /* %2F or %5C: would split or join segments downstream */
-	POLICY_PATH_BACKSLASH,      /* raw '\': Windows/IIS-style backends treat it as '/' */
-	POLICY_PATH_NUL,            /* %00 */
-	POLICY_PATH_BAD_CHAR,       /* control, space, non-ASCII raw byte, '#', '?' in path */
-	POLICY_PATH_BAD_UTF8,       /* percent-decoded bytes are not valid (or overlong) UTF-8 */
-	POLICY_PATH_ABOVE_ROOT,     /* ".." would climb above "/" */
-	POLICY_PATH_DOT_PARAM,      /* ".;x" or "..;x": read as a dot segment by Tomcat & co */
-	POLICY_PATH_TOO_LONG,       /* output does not fit */
+	POLICY_PATH_EMPTY,         /* not starting with '/' (origin-form required) */
+	POLICY_PATH_BAD_ESCAPE,    /* '%' not followed by two hex digits */
+	POLICY_PATH_ENCODED_SLASH, /* %2F or %5C: would split or join segments downstream */
+	POLICY_PATH_BACKSLASH,     /* raw '\': Windows/IIS-style backends treat it as '/' */
+	POLICY_PATH_NUL,           /* %00 */
+	POLICY_PATH_BAD_CHAR,      /* control, space, non-ASCII raw byte, '#', '?' in path */
+	POLICY_PATH_BAD_UTF8,      /* percent-decoded bytes are not valid (or overlong) UTF-8 */
+	POLICY_PATH_ABOVE_ROOT,    /* ".." would climb above "/" */
+	POLICY_PATH_DOT_PARAM,     /* ".;x" or "..;x": read as a dot segment by Tomcat & co */
+	POLICY_PATH_TOO_LONG,      /* output does not fit */
+	/*
+	 * Raw ';' anywhere in a segment ("/admin;x/y"). Tomcat, Jetty, Spring and other
+	 * servlet-style backends strip ";params" from each segment before routing, so the
+	 * backend would serve "/admin/y" while the policy judged "/admin;x/y", and a deny
+	 * on "/admin" would be bypassed. The dot cases keep their own, more telling
+	 * status (POLICY_PATH_DOT_PARAM). An encoded "%3B" is NOT refused: it stays
+	 * encoded (never decoded by the normaliser) and backends treat it as data, not as
+	 * a parameter separator, so "/a%3Bx" is one segment for policy and backend alike.
+	 */
+	POLICY_PATH_SEMICOLON,
 	POLICY_PATH_STATUS_MAX
 };
 
@@ -49,36 +59,40 @@ enum policy_path_status {
 
 /* Who a rule is about. Values are matched exactly and case-sensitively. */
 enum policy_who {
-	POLICY_WHO_SPIFFE = 0,     /* exact SPIFFE ID */
-	POLICY_WHO_SPIFFE_PREFIX,  /* "spiffe://td/ns/prod/" + "*": stored without the "*" */
-	POLICY_WHO_CN,             /* certificate subject CN */
-	POLICY_WHO_SAN_DNS,        /* any DNS SAN of the certificate */
-	POLICY_WHO_FINGERPRINT,    /* lower-case hex SHA-256 of the certificate DER */
-	POLICY_WHO_TOKEN_SUB,      /* token subject (when a token was verified) */
-	POLICY_WHO_SCOPE,          /* one of the token's scopes */
-	POLICY_WHO_ANY,            /* any authenticated caller */
+	POLICY_WHO_SPIFFE = 0,    /* exact SPIFFE ID */
+	POLICY_WHO_SPIFFE_PREFIX, /* "spiffe://td/ns/prod/" + "*": stored without the "*" */
+	POLICY_WHO_CN,            /* certificate subject CN */
+	POLICY_WHO_SAN_DNS,       /* any DNS SAN of the certificate */
+	POLICY_WHO_FINGERPRINT,   /* lower-case hex SHA-256 of the certificate DER */
+	POLICY_WHO_TOKEN_SUB,     /* token subject (when a token was verified) */
+	POLICY_WHO_SCOPE,         /* one of the token's scopes */
+	POLICY_WHO_ANY,           /* any authenticated caller */
 	POLICY_WHO_MAX
 };
 
 struct policy_rule_spec {
 	enum policy_effect effect;
 	enum policy_who who;
-	const char *value;               /* copied by policy_build */
-	const char *const *prefixes;     /* normalised path prefixes, copied */
+	const char *value;           /* copied by policy_build */
+	const char *const *prefixes; /* normalised path prefixes, copied */
 	size_t n_prefixes;
-	unsigned methods;                /* POLICY_M_* bits, 0 = all */
-	const char *file;                /* where the rule was written, copied */
+	unsigned methods; /* POLICY_M_* bits, 0 = all */
+	const char *file; /* where the rule was written, copied */
 	int line;
 };
 
 /* What a route needs besides the client certificate (tokens come with the authn work). */
-enum policy_need { POLICY_NEED_CERT = 0, POLICY_NEED_CERT_TOKEN, POLICY_NEED_CERT_BOUND_TOKEN,
-	           POLICY_NEED_CERT_APIKEY };
+enum policy_need {
+	POLICY_NEED_CERT = 0,
+	POLICY_NEED_CERT_TOKEN,
+	POLICY_NEED_CERT_BOUND_TOKEN,
+	POLICY_NEED_CERT_APIKEY
+};
 
 struct policy_route_spec {
-	const char *prefix;      /* normalised, segment-aware: "/users" covers "/users/7" */
-	const char *rewrite;     /* replaces the prefix when forwarding; NULL keeps the path */
-	unsigned cluster;        /* index into the config's clusters */
+	const char *prefix;  /* normalised, segment-aware: "/users" covers "/users/7" */
+	const char *rewrite; /* replaces the prefix when forwarding; NULL keeps the path */
+	unsigned cluster;    /* index into the config's clusters */
 	enum policy_need need;
 	const char *file;
 	int line;
@@ -95,7 +109,7 @@ struct policy_spec {
 struct policy_route {
 	char *prefix;
 	size_t prefix_len;
-	char *rewrite;           /* NULL = forward the path unchanged */
+	char *rewrite; /* NULL = forward the path unchanged */
 	size_t rewrite_len;
 	unsigned cluster;
 	enum policy_need need;
@@ -123,6 +137,8 @@ typedef void (*policy_report_fn)(void *arg, bool is_error, const char *file, int
  * slashes, removes "." and ".." segments (RFC 3986 5.2.4), and refuses every shape in
  * enum policy_path_status. Idempotent: normalising the output again yields it unchanged.
  * out must hold cap bytes; the result is NUL-terminated, *outlen excludes the NUL.
+ * The output can be longer than the input (a raw '"' becomes "%22"): a cap of
+ * 3 * len + 1 always suffices, a smaller one may give POLICY_PATH_TOO_LONG.
  */
 enum policy_path_status policy_path_normalize(const char *in, size_t len, char *out, size_t cap,
                                               size_t *outlen);
