@@ -1,0 +1,193 @@
+/*
+ * The configuration schema as data: one table per group, one row per key with its type,
+ * whether it is required, its bounds and default, and an optional validator. The rows
+ * are the reference for docs/config.md; a key that is not in a table is an error.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conf_int.h"
+
+#define MAX_STR  4096
+#define MAX_PATH 4095
+
+/* clang-format off */
+#define SEC(s) ((int64_t)(s) * 1000) /* durations are bounded in milliseconds */
+
+/* Row builders; the key name is the field name of the raw struct. */
+#define K_BOOL(st, f, def) \
+	{#f, CONF_T_BOOL, false, 0, 1, def, offsetof(struct st, f), NULL, 0, NULL}
+#define K_NUM(st, f, type, lo, hi, def) \
+	{#f, type, false, lo, hi, def, offsetof(struct st, f), NULL, 0, NULL}
+#define K_STR(st, f, req, check) \
+	{#f, CONF_T_STR, req, 1, MAX_STR, 0, offsetof(struct st, f), NULL, 0, check}
+#define K_PATH(st, f, req) \
+	{#f, CONF_T_PATH, req, 1, MAX_PATH, 0, offsetof(struct st, f), NULL, 0, NULL}
+#define K_STRS(st, f, type, lo, hi) \
+	{#f, type, false, lo, hi, 0, offsetof(struct st, f), NULL, 0, NULL}
+#define K_GROUP(st, f, req, sub) \
+	{#f, CONF_T_GROUP, req, 0, 0, 0, offsetof(struct st, f), sub, 0, NULL}
+#define K_LIST(st, f, req, lo, hi, sub, elem) \
+	{#f, CONF_T_LIST, req, lo, hi, 0, offsetof(struct st, f), sub, sizeof(struct elem), NULL}
+#define K_END {NULL, CONF_T_BOOL, false, 0, 0, 0, 0, NULL, 0, NULL}
+/* clang-format on */
+
+/* ---- validators ---- */
+
+static int check_address(const char *v, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (conf_parse_address(v, &ss, &len) == 0)
+		return 0;
+	snprintf(err, errlen, "must be a numeric host:port or [v6]:port, not '%s'", v);
+	return -1;
+}
+
+static int check_tls_version(const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "TLSv1.2") == 0 || strcmp(v, "TLSv1.3") == 0)
+		return 0;
+	snprintf(err, errlen, "must be \"TLSv1.2\" or \"TLSv1.3\", not '%s'", v);
+	return -1;
+}
+
+/* A backend name is sent as SNI and matched against its certificate: a DNS name or IP. */
+static int check_server_name(const char *v, char *err, size_t errlen)
+{
+	for (const char *p = v; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr(".-:_", *p))
+			continue;
+		snprintf(err, errlen, "must be a DNS name or an IP address, not '%s'", v);
+		return -1;
+	}
+	if (strlen(v) > 253) {
+		snprintf(err, errlen, "must be at most 253 characters long");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- tables, innermost first ---- */
+
+static const struct conf_key tls_server_keys[] = {
+    K_PATH(conf_raw_tls_server, cert, true),
+    K_PATH(conf_raw_tls_server, key, true),
+    K_PATH(conf_raw_tls_server, client_ca, true),
+    K_STRS(conf_raw_tls_server, crl, CONF_T_PATHS, 1, 64),
+    K_NUM(conf_raw_tls_server, verify_depth, CONF_T_UINT, 1, 16, 4),
+    K_STR(conf_raw_tls_server, min_version, false, check_tls_version),
+    K_STR(conf_raw_tls_server, ciphers, false, NULL),
+    K_STR(conf_raw_tls_server, ciphersuites, false, NULL),
+    K_BOOL(conf_raw_tls_server, session_tickets, true),
+    K_NUM(conf_raw_tls_server, ticket_lifetime, CONF_T_UINT, 60, 7 * 86400, 7200),
+    K_BOOL(conf_raw_tls_server, require_client_cert, true),
+    K_BOOL(conf_raw_tls_server, insecure_no_client_cert, false),
+    K_END,
+};
+
+static const struct conf_key listener_keys[] = {
+    K_STR(conf_raw_listener, address, true, check_address),
+    K_GROUP(conf_raw_listener, tls, true, tls_server_keys),
+    K_END,
+};
+
+static const struct conf_key server_keys[] = {
+    K_STR(conf_raw_server, address, true, check_address),
+    K_STR(conf_raw_server, name, false, check_server_name),
+    K_NUM(conf_raw_server, weight, CONF_T_UINT, 1, 256, 1),
+    K_BOOL(conf_raw_server, backup, false),
+    K_END,
+};
+
+static const struct conf_key tls_client_keys[] = {
+    K_PATH(conf_raw_tls_client, ca, false),
+    K_BOOL(conf_raw_tls_client, name_check, true),
+    K_PATH(conf_raw_tls_client, cert, false),
+    K_PATH(conf_raw_tls_client, key, false),
+    K_STR(conf_raw_tls_client, min_version, false, check_tls_version),
+    K_STR(conf_raw_tls_client, ciphers, false, NULL),
+    K_BOOL(conf_raw_tls_client, verify, true),
+    K_END,
+};
+
+static const struct conf_key pool_keys[] = {
+    K_NUM(conf_raw_pool, max_idle, CONF_T_U32, 0, 4096, 16),
+    K_NUM(conf_raw_pool, idle_timeout, CONF_T_MS, 1, SEC(86400), SEC(60)),
+    K_END,
+};
+
+static const struct conf_key cluster_keys[] = {
+    K_STR(conf_raw_cluster, name, true, NULL),
+    K_LIST(conf_raw_cluster, servers, true, 1, 1024, server_keys, conf_raw_server),
+    K_GROUP(conf_raw_cluster, tls, true, tls_client_keys),
+    K_GROUP(conf_raw_cluster, pool, false, pool_keys),
+    K_NUM(conf_raw_cluster, max_attempts, CONF_T_U32, 1, 16, 3),
+    K_END,
+};
+
+static const struct conf_key route_keys[] = {
+    K_STR(conf_raw_route, prefix, true, NULL),
+    K_STR(conf_raw_route, cluster, true, NULL),
+    K_STR(conf_raw_route, rewrite, false, NULL),
+    K_END,
+};
+
+/* Which identity and effect a rule has is checked by the rule builder (rules.c). */
+static const struct conf_key rule_keys[] = {
+    K_STR(conf_raw_rule, spiffe, false, NULL),
+    K_STR(conf_raw_rule, cn, false, NULL),
+    K_STR(conf_raw_rule, dns, false, NULL),
+    K_STR(conf_raw_rule, fingerprint, false, NULL),
+    K_STR(conf_raw_rule, token_sub, false, NULL),
+    K_STR(conf_raw_rule, scope, false, NULL),
+    K_BOOL(conf_raw_rule, any, false),
+    K_STRS(conf_raw_rule, allow, CONF_T_STRS, 1, 1024),
+    K_STRS(conf_raw_rule, deny, CONF_T_STRS, 1, 1024),
+    K_STRS(conf_raw_rule, methods, CONF_T_STRS, 1, 16),
+    K_END,
+};
+
+static const struct conf_key limits_keys[] = {
+    K_NUM(conf_limits, request_line, CONF_T_U32, 64, 1 << 20, 8192),
+    K_NUM(conf_limits, header_bytes, CONF_T_U32, 1024, 16 << 20, 32768),
+    K_NUM(conf_limits, header_count, CONF_T_U32, 1, 10000, 100),
+    K_NUM(conf_limits, body, CONF_T_U64, 0, INT64_MAX, (int64_t)1 << 30),
+    K_END,
+};
+
+static const struct conf_key timeouts_keys[] = {
+    K_NUM(conf_timeouts, handshake, CONF_T_MS, 1, SEC(86400), SEC(10)),
+    K_NUM(conf_timeouts, request_header, CONF_T_MS, 1, SEC(86400), SEC(10)),
+    K_NUM(conf_timeouts, idle, CONF_T_MS, 1, SEC(86400), SEC(60)),
+    K_NUM(conf_timeouts, upstream_connect, CONF_T_MS, 1, SEC(86400), SEC(5)),
+    K_NUM(conf_timeouts, upstream_response, CONF_T_MS, 1, SEC(86400), SEC(30)),
+    K_NUM(conf_timeouts, body, CONF_T_MS, 1, SEC(86400), SEC(30)),
+    K_END,
+};
+
+static const struct conf_key audit_keys[] = {
+    K_PATH(conf_raw_audit, path, true),
+    K_END,
+};
+
+static const struct conf_key admin_keys[] = {
+    K_STR(conf_raw_admin, address, true, check_address),
+    K_END,
+};
+
+const struct conf_key conf_schema_root[] = {
+    K_NUM(conf_raw, workers, CONF_T_UINT, 0, 64, 0),
+    K_GROUP(conf_raw, audit, false, audit_keys),
+    K_GROUP(conf_raw, admin, false, admin_keys),
+    K_LIST(conf_raw, listeners, true, 1, 64, listener_keys, conf_raw_listener),
+    K_GROUP(conf_raw, limits, false, limits_keys),
+    K_GROUP(conf_raw, timeouts, false, timeouts_keys),
+    K_LIST(conf_raw, clusters, false, 0, 1024, cluster_keys, conf_raw_cluster),
+    K_LIST(conf_raw, routes, false, 0, 10000, route_keys, conf_raw_route),
+    K_LIST(conf_raw, policy, false, 0, 100000, rule_keys, conf_raw_rule),
+    K_END,
+};
