@@ -100,6 +100,8 @@ struct gw_parser {
 	void *ud;
 	int (*on_body)(void *ud, const char *at, size_t len);
 	bool head_done, msg_done, skip_body;
+	const char *feed_start;            /* first byte of the current feed (obs-fold check) */
+	bool feed_after_lf;                /* the previous feed ended with a line feed */
 };
 
 enum gw_feed { GW_FEED_MORE = 0, GW_FEED_HEAD, GW_FEED_DONE, GW_FEED_ERROR };
@@ -183,6 +185,9 @@ struct gw_upconn {
 	struct gw_req *req;                /* borrowed while leased */
 	enum gw_up_state state;
 	bool reused, got_bytes, broken;
+	bool ssl_owned;                    /* ssl not yet handed to a bufferevent */
+	int fd;                            /* the socket while TCP connects, else -1 */
+	struct event *tcp_ev;              /* TCP connect completion */
 	unsigned n_requests;
 };
 

@@ -103,8 +103,14 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 	if (h->header_bytes > ps->limits->header_bytes)
 		return parse_fail(ps, "headers_too_large");
 	struct gw_hdr *hd = &h->hdrs[h->n_hdrs - 1];
-	if (hd->val_len == 0)
+	if (hd->val_len == 0) {
 		hd->val_off = h->len; /* a value never starts at 0: its name precedes it */
+	} else if (at != ps->feed_start || ps->feed_after_lf) {
+		/* llhttp strict mode accepts obs-fold and hands the continuation over as a
+		 * second span of the same value, with the CRLF removed. A legitimate value
+		 * is split only where a feed ends, and never right after a line feed. */
+		return parse_fail(ps, "obs_fold");
+	}
 	/* llhttp strict mode already refuses these, but a NUL or bare CR/LF reaching a
 	 * backend is a smuggling primitive, so the proxy does not rely on one layer. */
 	for (size_t i = 0; i < len; i++)
@@ -230,7 +236,20 @@ enum gw_feed gw_parser_feed(struct gw_parser *ps, const char *data, size_t len, 
 {
 	if (llhttp_get_errno(&ps->p) == HPE_PAUSED)
 		llhttp_resume(&ps->p);
+	ps->feed_start = data;
 	llhttp_errno_t e = llhttp_execute(&ps->p, data, len);
+	/* llhttp takes "GET /\r\n" as an HTTP/0.9 request and waits for more; refuse it
+	 * at once instead of waiting for the header timeout. */
+	if (ps->p.type == HTTP_REQUEST && ps->p.http_major == 0 && ps->p.http_minor == 9) {
+		*used = 0;
+		if (!ps->head.error)
+			ps->head.error = "http09";
+		return GW_FEED_ERROR;
+	}
+	if (e == HPE_OK || e == HPE_PAUSED) {
+		size_t n = e == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&ps->p) - data);
+		ps->feed_after_lf = n > 0 && data[n - 1] == '\n';
+	}
 	if (e == HPE_OK) {
 		*used = len;
 		return GW_FEED_MORE;

@@ -15,6 +15,7 @@
 #include <event2/thread.h>
 #include <openssl/rand.h>
 
+#include "pki.h"
 #include "gw.h"
 
 extern const char conf_default_text[];
@@ -145,6 +146,20 @@ static void reload(struct gw_main *m)
 	gw_log(GW_LOG_INFO, "reload: generation %llu in service", (unsigned long long)g->number);
 }
 
+/*
+ * Hourly: a new ticket key for every listener of the generation in service. The previous
+ * key still decrypts, so a ticket survives one rotation and a stolen key exposes at most
+ * two hours of resumed sessions.
+ */
+static void ticket_rotate_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_main *m = arg;
+	for (size_t i = 0; i < m->gen->cfg->n_listeners; i++)
+		if (pki_server_rotate_tickets(m->gen->cfg->listeners[i].tls) != 0)
+			gw_log(GW_LOG_ERR, "listener %s: ticket key rotation failed",
+			       m->gen->cfg->listeners[i].address);
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct gw_main *m = arg;
@@ -229,6 +244,9 @@ int main(int argc, char **argv)
 		sigs[i] = evsignal_new(m.base, signums[i], signal_cb, &m);
 		evsignal_add(sigs[i], NULL);
 	}
+	struct event *rot = event_new(m.base, -1, EV_PERSIST, ticket_rotate_cb, &m);
+	struct timeval hour = {3600, 0};
+	event_add(rot, &hour);
 	if (m.ready_file && write_ready_file(&m) != 0)
 		gw_log(GW_LOG_ERR, "cannot write ready file %s: %s", m.ready_file, strerror(errno));
 	gw_log(GW_LOG_INFO, "serving with %u workers, %zu listener(s), generation 1", m.n_workers, m.n_listen);
@@ -237,6 +255,7 @@ int main(int argc, char **argv)
 	gw_workers_stop(&m);
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
+	event_free(rot);
 	event_base_free(m.base);
 	for (size_t i = 0; i < m.n_listen; i++)
 		free(m.listen_fds[i]);

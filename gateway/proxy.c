@@ -226,7 +226,8 @@ static int req_authorise(struct gw_req *r)
 		gw_req_finish(r, 421, GW_MISDIRECTED, "sni_host_mismatch");
 		return -1;
 	}
-	size_t cap = plen + 2;
+	/* Normalising can grow a path: a raw '"' becomes "%22" (see policy.h). */
+	size_t cap = 3 * plen + 2;
 	r->path = malloc(cap);
 	if (!r->path) {
 		gw_req_finish(r, 500, GW_INTERNAL, "out_of_memory");

@@ -41,8 +41,14 @@ static void up_free(struct gw_upconn *u)
 	}
 	if (u->timer)
 		event_free(u->timer);
+	if (u->tcp_ev)
+		event_free(u->tcp_ev);
 	if (u->bev)
 		bufferevent_free(u->bev);
+	if (u->ssl_owned)
+		SSL_free(u->ssl);
+	if (u->fd >= 0)
+		evutil_closesocket(u->fd);
 	gw_parser_free(&u->ps);
 	free(u);
 }
@@ -129,14 +135,46 @@ static void up_attach(struct gw_upconn *u, struct gw_req *r)
 static int up_body_cb(void *ud, const char *at, size_t len);
 static void up_timeout_cb(evutil_socket_t fd, short what, void *arg);
 
-/* Opens a new TLS connection to server idx of the cluster. */
+static void up_attempt_failed(struct gw_upconn *u, enum gw_reason why, const char *detail);
+
+/*
+ * TCP is connected (or failed): start TLS on the socket. The connect is done on a raw
+ * socket first so that "nobody listens" (503, fail over) is never mistaken for a TLS
+ * verification failure (502).
+ */
+static void up_tcp_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_upconn *u = arg;
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	event_free(u->tcp_ev);
+	u->tcp_ev = NULL;
+	if (err) {
+		up_attempt_failed(u, GW_NO_BACKEND, evutil_socket_error_to_string(err));
+		return;
+	}
+	u->bev = bufferevent_openssl_socket_new(u->w->base, fd, u->ssl, BUFFEREVENT_SSL_CONNECTING,
+	                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (!u->bev) {
+		up_attempt_failed(u, GW_INTERNAL, "out of memory");
+		return;
+	}
+	u->fd = -1; /* fd and SSL now belong to the bufferevent */
+	u->ssl_owned = false;
+	bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
+	bufferevent_setcb(u->bev, up_readcb, up_writecb, up_eventcb, u);
+	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+}
+
+/* Starts a new connection to server idx of the cluster: TCP first, then TLS. */
 static struct gw_upconn *up_connect(struct gw_req *r, unsigned cl, int idx)
 {
 	struct gw_worker *w = r->c->w;
 	const struct conf_cluster *c = &r->gen->cfg->clusters[cl];
 	const struct conf_server *s = &c->servers[idx];
 	struct gw_upconn *u = calloc(1, sizeof(*u));
-	SSL *ssl = NULL;
 	if (!u)
 		return NULL;
 	u->w = w;
@@ -144,47 +182,36 @@ static struct gw_upconn *up_connect(struct gw_req *r, unsigned cl, int idx)
 	u->cluster = cl;
 	u->srv = r->gen->cluster_base[cl] + (size_t)idx;
 	u->state = GW_UP_CONNECTING;
+	u->fd = -1;
+	u->req = r;
+	r->up = u;
 	if (gw_parser_init(&u->ps, HTTP_RESPONSE, &r->gen->cfg->limits) != 0)
 		goto fail;
 	u->ps.on_body = up_body_cb;
-	ssl = pki_client_ssl_new(c->tls, s->name);
-	if (!ssl)
-		goto fail;
-	u->ssl = ssl;
-	u->bev = bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-	                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (!u->bev)
-		goto fail;
-	ssl = NULL;
-	bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
+	u->ssl = pki_client_ssl_new(c->tls, s->name);
+	u->ssl_owned = u->ssl != NULL;
 	u->timer = evtimer_new(w->base, up_timeout_cb, u);
-	if (!u->timer)
+	u->fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (!u->ssl || !u->timer || u->fd < 0)
 		goto fail;
-	bufferevent_setcb(u->bev, up_readcb, up_writecb, up_eventcb, u);
+	int one = 1;
+	setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	w->ctr.upstream_connects++;
-	u->req = r;
-	r->up = u;
-	if (bufferevent_socket_connect(u->bev, (const struct sockaddr *)&s->addr, (int)s->addrlen) != 0) {
-		/* Immediate failure (no route, no fds): reported through the event path. */
-		u->broken = true;
-	} else {
-		int one = 1;
-		setsockopt(bufferevent_getfd(u->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
+	if (connect(u->fd, (const struct sockaddr *)&s->addr, s->addrlen) != 0 && errno != EINPROGRESS)
+		u->broken = true; /* refused at once: reported from the timer, not re-entrantly */
+	u->tcp_ev = event_new(w->base, u->fd, EV_WRITE, up_tcp_cb, u);
+	if (!u->tcp_ev)
+		goto fail;
+	if (!u->broken)
+		event_add(u->tcp_ev, NULL);
 	return u;
 fail:
-	if (ssl)
-		SSL_free(ssl);
-	if (u->bev)
-		bufferevent_free(u->bev);
-	if (u->timer)
-		event_free(u->timer);
-	gw_parser_free(&u->ps);
-	free(u);
+	r->up = NULL;
+	u->req = NULL;
+	up_free(u);
 	return NULL;
 }
 
-static void up_attempt_failed(struct gw_upconn *u, enum gw_reason why, const char *detail);
 
 /*
  * Picks a server and leases or opens a connection for r. Answers 503/502 when no server
@@ -225,7 +252,6 @@ void gw_upstream_start(struct gw_req *r)
 		return;
 	}
 	up_timer_set(u, u->broken ? 0 : r->gen->cfg->timeouts.upstream_connect);
-	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
 }
 
 /*
@@ -333,13 +359,9 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (u->state == GW_UP_CONNECTING) {
+		/* TCP was up (see up_tcp_cb): whatever failed now failed in TLS. */
 		unsigned long e = bufferevent_get_openssl_error(bev);
-		if (e || SSL_get_verify_result(u->ssl) != X509_V_OK) {
-			up_attempt_failed(u, GW_UPSTREAM_TLS, pki_client_error_str(u->ssl, e));
-			return;
-		}
-		int err = EVUTIL_SOCKET_ERROR();
-		up_attempt_failed(u, GW_NO_BACKEND, err ? evutil_socket_error_to_string(err) : "connection closed");
+		up_attempt_failed(u, GW_UPSTREAM_TLS, pki_client_error_str(u->ssl, e));
 		return;
 	}
 	struct gw_req *r = u->req;
