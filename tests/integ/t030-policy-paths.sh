@@ -28,7 +28,8 @@ check "rewrite: backend sees the rewritten path" "/internal/v2/x" "$(json_get "$
 before=$(grep -c 'GET /admin' "$T/backend-b1.log")
 for p in '/public/../admin' '/public/%2e%2e/admin' '/public/%2E%2E/admin' '/public/.%2e/admin' \
 	'/public%2fadmin' '/public%2Fadmin' '//admin' '/public/..;/admin' '/public\admin' '/public%5cadmin' \
-	'/public/%252e%252e/admin' '/%2e%2e/admin' '/public/../../admin' '/public/%c0%ae%c0%ae/admin'; do
+	'/public/%252e%252e/admin' '/%2e%2e/admin' '/public/../../admin' '/public/%c0%ae%c0%ae/admin' \
+	'/admin;x' '/admin;x/y' '/public;x/../../admin' '/public/x;/../../admin'; do
 	s=$(gw_status bob "$p" --path-as-is)
 	case "$s" in
 	400 | 403) pass "bob $p -> $s" ;;
@@ -47,6 +48,14 @@ check "no hostile encoding reached /admin on the backend" "$before" "$after"
 check "dot segments resolved before authorising (allowed)" "/public/b" "$(json_get "$(gw_curl bob /public/a/../b --path-as-is)" path)"
 check "encoded slash refused" 400 "$(gw_status bob /public%2Fadmin --path-as-is)"
 check "merged slashes then denied" 403 "$(gw_status bob //admin --path-as-is)"
+# A raw ';' is refused even where the identity is allowed: Tomcat-style backends would
+# drop ";x" and serve another path than the one authorised. "%3B" stays encoded data.
+check "path parameter refused (allowed prefix)" 400 "$(gw_status bob '/public;x/a' --path-as-is)"
+check "path parameter refused: reason" "path_parameter" "$(json_get "$(gw_curl bob '/public;x/a' --path-as-is)" reason)"
+check "path parameter on a deny prefix refused" 400 "$(gw_status alice '/api/admin;x/y' --path-as-is)"
+check "encoded ';' is data: allowed" 200 "$(gw_status bob '/public/a%3bx' --path-as-is)"
+check "encoded ';' is no separator: /admin%3Bx is not /admin" 404 "$(gw_status admin '/admin%3bx' --path-as-is)"
+check "encoded ';' stays encoded on the backend" "/public/a%3Bx" "$(json_get "$(gw_curl bob '/public/a%3bx' --path-as-is)" path)"
 check "no route is 404" 404 "$(gw_status alice /elsewhere)"
 check "no route: JSON error names it" "no_route" "$(json_get "$(gw_curl alice /elsewhere)" error)"
 grep -q '"decision":"deny","reason":"policy_deny_rule"' "$T/audit.log"
