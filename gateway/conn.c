@@ -229,6 +229,9 @@ static struct gw_req *conn_req_new(struct gw_conn *c)
 static void conn_parse_error(struct gw_conn *c)
 {
 	c->close_after = true;
+	if (!c->ps.head.error)
+		gw_log(GW_LOG_DEBUG, "request from %s:%u: %s", c->peer, c->peer_port,
+		       gw_parser_error_text(&c->ps));
 	gw_req_finish(c->req, 400, GW_BAD_REQUEST, gw_parser_error(&c->ps));
 }
 

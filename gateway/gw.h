@@ -102,6 +102,7 @@ struct gw_parser {
 	bool head_done, msg_done, skip_body;
 	const char *feed_start;            /* first byte of the current feed (obs-fold check) */
 	bool feed_after_lf;                /* the previous feed ended with a line feed */
+	char err_token[48];                /* gw_parser_error() output */
 };
 
 enum gw_feed { GW_FEED_MORE = 0, GW_FEED_HEAD, GW_FEED_DONE, GW_FEED_ERROR };
@@ -251,7 +252,8 @@ int gw_parser_init(struct gw_parser *ps, llhttp_type_t type, const struct conf_l
 void gw_parser_reset(struct gw_parser *ps);
 void gw_parser_free(struct gw_parser *ps);
 enum gw_feed gw_parser_feed(struct gw_parser *ps, const char *data, size_t len, size_t *used);
-const char *gw_parser_error(const struct gw_parser *ps);
+const char *gw_parser_error(struct gw_parser *ps);
+const char *gw_parser_error_text(const struct gw_parser *ps);
 /* Case-insensitive lookup; returns the value's count of occurrences, first in *val. */
 unsigned gw_head_find(const struct gw_head *h, const char *name, const char **val, size_t *len);
 static inline const char *gw_head_str(const struct gw_head *h, uint32_t off)

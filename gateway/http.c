@@ -37,6 +37,13 @@ static int head_append(struct gw_parser *ps, const char *at, size_t len)
 	return 0;
 }
 
+static bool is_tchar(unsigned char ch)
+{
+	if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+		return true;
+	return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
 static int on_message_begin(llhttp_t *p)
 {
 	struct gw_parser *ps = parser_of(p);
@@ -91,6 +98,11 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 		hd->val_len = 0;
 		h->in_value = false;
 	}
+	/* RFC 9110 token characters only: llhttp 8 lets some through (e.g. a space inside
+	 * the name), and a name the backend splits differently is a smuggling vector. */
+	for (size_t i = 0; i < len; i++)
+		if (!is_tchar((unsigned char)at[i]))
+			return parse_fail(ps, "bad_header_name");
 	h->hdrs[h->n_hdrs - 1].name_len += (uint32_t)len;
 	return head_append(ps, at, len);
 }
@@ -218,12 +230,29 @@ void gw_parser_free(struct gw_parser *ps)
 	ps->head.hdrs = NULL;
 }
 
-const char *gw_parser_error(const struct gw_parser *ps)
+/*
+ * A stable token for the audit log: ours when we refused, else llhttp's error name
+ * ("HPE_UNEXPECTED_CONTENT_LENGTH" becomes "unexpected_content_length"). llhttp's
+ * human-readable reason goes to the operational log through gw_parser_error_text().
+ */
+const char *gw_parser_error(struct gw_parser *ps)
 {
 	if (ps->head.error)
 		return ps->head.error;
+	const char *name = llhttp_errno_name(llhttp_get_errno(&ps->p));
+	if (strncmp(name, "HPE_", 4) == 0)
+		name += 4;
+	size_t i = 0;
+	for (; name[i] && i < sizeof(ps->err_token) - 1; i++)
+		ps->err_token[i] = (char)tolower((unsigned char)name[i]);
+	ps->err_token[i] = '\0';
+	return ps->err_token;
+}
+
+const char *gw_parser_error_text(const struct gw_parser *ps)
+{
 	const char *r = llhttp_get_error_reason(&ps->p);
-	return r ? r : llhttp_errno_name(llhttp_get_errno(&ps->p));
+	return r ? r : "";
 }
 
 /*

@@ -84,6 +84,7 @@ static const struct {
 	{"bare LF in header", S("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\nX-B: c\r\n\r\n")},
 	{"bare CR in header", S("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rX-B: c\r\n\r\n")},
 	{"NUL in header", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n", 38},
+	{"space in header name", S("GET / HTTP/1.1\r\nHost: a\r\nX A: b\r\n\r\n")},
 	{"bad header name", S("GET / HTTP/1.1\r\nHost: a\r\nX(A): b\r\n\r\n")},
 	{"fragment in target", S("GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n")},
 	{"HTTP/0.9", S("GET /\r\n")},
