@@ -130,6 +130,28 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * After a reload, a kept-alive connection is held to the trust of the generation now in
+ * service before its next request: a certificate revoked by the new CRL (or a CA removed
+ * from the bundle) is cut off without waiting for the client to reconnect. Listeners
+ * are the same across generations (a reload that changes them is refused).
+ */
+int gw_conn_recheck(struct gw_conn *c, struct gw_gen *g)
+{
+	if (c->gen == g)
+		return PKI_OK;
+	const struct conf_listener *now = &g->cfg->listeners[c->lis_idx];
+	const struct conf_listener *then = &c->gen->cfg->listeners[c->lis_idx];
+	if (memcmp(now->trust_digest, then->trust_digest, sizeof(now->trust_digest)) != 0) {
+		enum pki_reason r = pki_server_reverify(now->tls, c->ssl);
+		if (r != PKI_OK)
+			return r;
+	}
+	gw_gen_unref(c->gen);
+	c->gen = gw_gen_ref(g);
+	return PKI_OK;
+}
+
 /* Takes the verified identity and moves the connection to reading requests. */
 static void conn_established(struct gw_conn *c)
 {

@@ -273,6 +273,7 @@ void gw_conn_close(struct gw_conn *c, enum gw_reason why);
 void gw_conn_close_idle(struct gw_worker *w);
 void gw_conn_resume(struct gw_conn *c);
 void gw_conn_request_done(struct gw_conn *c);
+int gw_conn_recheck(struct gw_conn *c, struct gw_gen *g); /* enum pki_reason */
 void gw_conn_write(struct gw_conn *c, const void *data, size_t len);
 void gw_conn_pause_read(struct gw_conn *c, bool pause);
 

@@ -273,6 +273,14 @@ void gw_req_on_head(struct gw_req *r)
 	r->c->w->ctr.requests++;
 	if (!llhttp_should_keep_alive(&c->ps.p))
 		c->close_after = true;
+	int trust = gw_conn_recheck(c, r->gen);
+	if (trust != PKI_OK) {
+		c->close_after = true;
+		gw_log(GW_LOG_INFO, "connection from %s:%u: certificate no longer trusted after reload: %s",
+		       c->peer, c->peer_port, pki_reason_str(trust));
+		gw_req_finish(r, 403, GW_FORBIDDEN, pki_reason_str(trust));
+		return;
+	}
 	if (req_authorise(r) != 0)
 		return;
 	char fwd[8192 + 2];
