@@ -389,7 +389,7 @@ static void audit_emit(json_t *o)
 
 static json_t *audit_base(const struct gw_conn *c, const char *type)
 {
-	char ts[40];
+	char ts[80];
 	rfc3339(gw_wall_us(), ts, sizeof(ts));
 	return json_pack("{s:s, s:s, s:i, s:{s:s, s:i}}", "time", ts, "type", type, "worker",
 	                 (int)c->w->id, "client", "addr", c->peer, "port", (int)c->peer_port);
