@@ -58,16 +58,60 @@ struct conf_server {
 	bool backup;
 };
 
+/* Active health checks of a cluster's servers (gateway/health.c; docs/upstream.md). */
+struct conf_health {
+	bool enabled;                     /* false (no health group): servers count as up */
+	char *path;                       /* "/healthz" */
+	char *method;                     /* "GET" or "HEAD" */
+	uint32_t status_min, status_max;  /* expect_status = [200, 399] */
+	char *expect_body;                /* substring the body must contain; NULL = any */
+	uint32_t interval, timeout;       /* ms; 2000, 1000 */
+	uint32_t rise, fall;              /* consecutive results that change the state; 2, 3 */
+	uint32_t jitter;                  /* thousandths of interval, added or removed; 200 */
+};
+
+/* Passive health: consecutive failures eject a server for a while (gateway/health.c). */
+struct conf_outlier {
+	uint32_t consecutive_failures;    /* 0 = never eject; 5 */
+	uint32_t base_ejection;           /* ms; 10000, doubled on each repeated ejection */
+	uint32_t max_ejection;            /* ms; 300000 */
+	uint32_t max_ejected_percent;     /* of the cluster's servers at once; 50 */
+};
+
+enum conf_balance { CONF_BALANCE_ROUND_ROBIN = 0, CONF_BALANCE_LEAST_OUTSTANDING };
+
 struct conf_cluster {
 	char *name;
 	struct conf_server *servers;
 	size_t n_servers;
 	struct pki_client *tls;           /* owned */
-	uint32_t pool_max_idle;           /* idle upstream connections per server and worker; 16 */
+	uint32_t pool_max_idle;           /* idle upstream connections per server and worker; 128 */
 	uint32_t pool_idle_timeout;       /* ms; 60000 */
 	uint32_t max_attempts;            /* connection attempts per request; default 3 */
+	enum conf_balance balance;        /* weighted round robin (default) or least outstanding */
+	uint32_t retry_deadline;          /* ms after the request head: no new attempt; 10000 */
+	uint32_t max_connections;         /* per server and worker; 0 = no limit */
+	uint32_t queue;                   /* requests per worker waiting for a free slot; 64 */
+	struct conf_health health;
+	struct conf_outlier outlier;
 	char *file;
 	int line;
+};
+
+enum conf_audit_mode { CONF_AUDIT_DURABLE = 0, CONF_AUDIT_BEST_EFFORT, CONF_AUDIT_OFF };
+
+/* The audit writer (gateway/audit.c, docs/audit.md); durations in milliseconds. */
+struct conf_audit {
+	enum conf_audit_mode mode;        /* durable (default), best-effort, off */
+	uint32_t queue;                   /* records waiting for the writer thread; 65536 */
+	uint32_t fsync_batch;             /* durable: fsync after this many records; 256 */
+	uint32_t fsync_interval;          /* durable: or this long after a write; 200 */
+	uint32_t checkpoint_records;      /* a signed checkpoint every this many records; 1000 */
+	uint32_t checkpoint_interval;     /* or this often while records come; 10000 */
+	char *signing_key;                /* Ed25519 key file; NULL = hash chain only */
+	bool syslog;                      /* also send every record as RFC 5424 over UDP */
+	struct sockaddr_storage syslog_addr; /* default 127.0.0.1:514 */
+	socklen_t syslog_addrlen;
 };
 
 struct conf_snapshot {
@@ -84,6 +128,8 @@ struct conf_snapshot {
 	char *admin_address;              /* NULL = no admin listener */
 	struct sockaddr_storage admin_addr;
 	socklen_t admin_addrlen;
+	bool admin_allow_remote;          /* admin may listen on a non-loopback address */
+	struct conf_audit audit;          /* writer settings; the file is audit_path */
 };
 
 /* One diagnostic per line: "file:line: message", errors and warnings kept apart. */

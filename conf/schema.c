@@ -71,6 +71,46 @@ static int check_server_name(const char *v, char *err, size_t errlen)
 	return 0;
 }
 
+static int check_balance(const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "round_robin") == 0 || strcmp(v, "least_outstanding") == 0)
+		return 0;
+	snprintf(err, errlen, "must be \"round_robin\" or \"least_outstanding\", not '%s'", v);
+	return -1;
+}
+
+/* A health check target: an origin-form path, sent as is on the request line. */
+static int check_health_path(const char *v, char *err, size_t errlen)
+{
+	if (v[0] != '/') {
+		snprintf(err, errlen, "must start with '/'");
+		return -1;
+	}
+	for (const char *p = v; *p; p++) {
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+			snprintf(err, errlen, "must not contain spaces or control characters");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int check_health_method(const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "GET") == 0 || strcmp(v, "HEAD") == 0)
+		return 0;
+	snprintf(err, errlen, "must be \"GET\" or \"HEAD\", not '%s'", v);
+	return -1;
+}
+
+static int check_audit_mode(const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "durable") == 0 || strcmp(v, "best-effort") == 0 || strcmp(v, "off") == 0)
+		return 0;
+	snprintf(err, errlen, "must be \"durable\", \"best-effort\" or \"off\", not '%s'", v);
+	return -1;
+}
+
 /* ---- tables, innermost first ---- */
 
 static const struct conf_key tls_server_keys[] = {
@@ -115,8 +155,31 @@ static const struct conf_key tls_client_keys[] = {
 };
 
 static const struct conf_key pool_keys[] = {
-    K_NUM(conf_raw_pool, max_idle, CONF_T_U32, 0, 4096, 16),
+    K_NUM(conf_raw_pool, max_idle, CONF_T_U32, 0, 4096, 128),
     K_NUM(conf_raw_pool, idle_timeout, CONF_T_MS, 1, SEC(86400), SEC(60)),
+    K_NUM(conf_raw_pool, max_connections, CONF_T_U32, 0, 1000000, 0),
+    K_NUM(conf_raw_pool, queue, CONF_T_U32, 0, 1000000, 64),
+    K_END,
+};
+
+static const struct conf_key health_keys[] = {
+    K_STR(conf_raw_health, path, false, check_health_path),
+    K_STR(conf_raw_health, method, false, check_health_method),
+    K_NUM(conf_raw_health, expect_status, CONF_T_RANGE, 100, 599, (200 << 16) | 399),
+    K_STR(conf_raw_health, expect_body, false, NULL),
+    K_NUM(conf_raw_health, interval, CONF_T_MS, 10, SEC(86400), SEC(2)),
+    K_NUM(conf_raw_health, timeout, CONF_T_MS, 10, SEC(86400), SEC(1)),
+    K_NUM(conf_raw_health, rise, CONF_T_U32, 1, 100, 2),
+    K_NUM(conf_raw_health, fall, CONF_T_U32, 1, 100, 3),
+    K_NUM(conf_raw_health, jitter, CONF_T_FRAC, 0, 1000, 200),
+    K_END,
+};
+
+static const struct conf_key outlier_keys[] = {
+    K_NUM(conf_raw_outlier, consecutive_failures, CONF_T_U32, 0, 1000, 5),
+    K_NUM(conf_raw_outlier, base_ejection, CONF_T_MS, 1, SEC(86400), SEC(10)),
+    K_NUM(conf_raw_outlier, max_ejection, CONF_T_MS, 1, SEC(86400), SEC(300)),
+    K_NUM(conf_raw_outlier, max_ejected_percent, CONF_T_U32, 0, 100, 50),
     K_END,
 };
 
@@ -126,6 +189,11 @@ static const struct conf_key cluster_keys[] = {
     K_GROUP(conf_raw_cluster, tls, true, tls_client_keys),
     K_GROUP(conf_raw_cluster, pool, false, pool_keys),
     K_NUM(conf_raw_cluster, max_attempts, CONF_T_U32, 1, 16, 3),
+    K_STR(conf_raw_cluster, balance, false, check_balance),
+    K_NUM(conf_raw_cluster, retries, CONF_T_U32, 0, 15, 2),
+    K_NUM(conf_raw_cluster, retry_deadline, CONF_T_MS, 1, SEC(86400), SEC(10)),
+    K_GROUP(conf_raw_cluster, health, false, health_keys),
+    K_GROUP(conf_raw_cluster, outlier, false, outlier_keys),
     K_END,
 };
 
@@ -170,12 +238,22 @@ static const struct conf_key timeouts_keys[] = {
 };
 
 static const struct conf_key audit_keys[] = {
-    K_PATH(conf_raw_audit, path, true),
+    K_PATH(conf_raw_audit, path, false),
+    K_STR(conf_raw_audit, mode, false, check_audit_mode),
+    K_NUM(conf_raw_audit, queue, CONF_T_U32, 16, 1 << 24, 65536),
+    K_NUM(conf_raw_audit, fsync_batch, CONF_T_U32, 1, 1 << 20, 256),
+    K_NUM(conf_raw_audit, fsync_interval, CONF_T_MS, 1, SEC(3600), 200),
+    K_NUM(conf_raw_audit, checkpoint_records, CONF_T_U32, 1, 1 << 30, 1000),
+    K_NUM(conf_raw_audit, checkpoint_interval, CONF_T_MS, 10, SEC(86400), SEC(10)),
+    K_PATH(conf_raw_audit, signing_key, false),
+    K_BOOL(conf_raw_audit, syslog, false),
+    K_STR(conf_raw_audit, syslog_address, false, check_address),
     K_END,
 };
 
 static const struct conf_key admin_keys[] = {
     K_STR(conf_raw_admin, address, true, check_address),
+    K_BOOL(conf_raw_admin, allow_remote, false),
     K_END,
 };
 

@@ -7,7 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
-#include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -162,22 +162,25 @@ static int parse_ull(const char *s, size_t n, unsigned long long max, unsigned l
 /* Reason phrase for the status codes tests use; clients must not depend on it. */
 static const char *reason_phrase(int status)
 {
-	switch (status) {
-	case 200: return "OK";
-	case 204: return "No Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Status";
-	}
+	static const struct {
+		int code;
+		const char *text;
+	} tab[] = {{200, "OK"},
+	           {204, "No Content"},
+	           {304, "Not Modified"},
+	           {400, "Bad Request"},
+	           {403, "Forbidden"},
+	           {404, "Not Found"},
+	           {500, "Internal Server Error"},
+	           {502, "Bad Gateway"},
+	           {503, "Service Unavailable"},
+	           {504, "Gateway Timeout"}};
+	size_t i;
+
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (tab[i].code == status)
+			return tab[i].text;
+	return "Status";
 }
 
 /* JSON string contents: bytes outside printable ASCII become \u00XX, so a value that is
@@ -269,7 +272,7 @@ static const char *req_target(const struct req *r)
 static void req_log(const struct conn *c, const char *outcome)
 {
 	fprintf(stderr, "backend %s: %s %s -> %s\n", c->be->name, req_method(&c->req),
-		req_target(&c->req), outcome);
+	        req_target(&c->req), outcome);
 }
 
 /* The next request may be parsed, or the connection closes if this one asked for that. */
@@ -289,7 +292,7 @@ static int resp_head(struct conn *c, int status, const char *ctype, long long cl
 	snprintf(code, sizeof(code), "%d", status);
 	req_log(c, code);
 	rc = put(out, "HTTP/1.1 %d %s\r\nX-Backend: %s\r\n", status, reason_phrase(status),
-		 c->be->name);
+	         c->be->name);
 	if (ctype)
 		rc |= put(out, "Content-Type: %s\r\n", ctype);
 	if (clen >= 0)
@@ -334,12 +337,35 @@ static int resp_echo(struct conn *c)
 	rc |= put(b, ",\"headers\":");
 	rc |= json_headers(b, r);
 	rc |= put(b, ",\"body_bytes\":%llu,\"body_sha256\":\"%s\",\"client_cn\":", r->body_bytes,
-		  hex);
+	          hex);
 	rc |= c->client_cn ? json_str(b, c->client_cn) : put(b, "null");
 	rc |= put(b, ",\"conn_requests\":%llu,\"tls_handshakes\":%llu,\"requests\":%llu}\n",
-		  c->nreq, be->handshakes, be->requests);
+	          c->nreq, be->handshakes, be->requests);
 	if (rc == 0)
 		rc = resp_send(c, 200, "application/json", b);
+	evbuffer_free(b);
+	return rc;
+}
+
+/* A small JSON document {"backend":NAME,<fields>} where fields is printf-formatted. */
+__attribute__((format(printf, 3, 4))) static int resp_json(struct conn *c, int status,
+                                                           const char *fmt, ...)
+{
+	struct evbuffer *b = evbuffer_new();
+	va_list ap;
+	int rc;
+
+	if (!b)
+		return -1;
+	rc = put(b, "{\"backend\":");
+	rc |= json_str(b, c->be->name);
+	rc |= put(b, ",");
+	va_start(ap, fmt);
+	rc |= evbuffer_add_vprintf(b, fmt, ap) < 0 ? -1 : 0;
+	va_end(ap);
+	rc |= put(b, "}\n");
+	if (rc == 0)
+		rc = resp_send(c, status, "application/json", b);
 	evbuffer_free(b);
 	return rc;
 }
@@ -348,45 +374,24 @@ static int resp_echo(struct conn *c)
 static int resp_stats(struct conn *c)
 {
 	const struct backend *be = c->be;
-	struct evbuffer *b = evbuffer_new();
-	int rc;
 
-	if (!b)
-		return -1;
-	rc = put(b, "{\"backend\":");
-	rc |= json_str(b, be->name);
-	rc |= put(b,
-		  ",\"handshakes\":%llu,\"resumed\":%llu,\"requests\":%llu,"
-		  "\"connections_open\":%llu,\"connections_total\":%llu}\n",
-		  be->handshakes, be->resumed, be->requests, be->conns_open, be->conns_total);
-	if (rc == 0)
-		rc = resp_send(c, 200, "application/json", b);
-	evbuffer_free(b);
-	return rc;
+	return resp_json(c, 200,
+	                 "\"handshakes\":%llu,\"resumed\":%llu,\"requests\":%llu,"
+	                 "\"connections_open\":%llu,\"connections_total\":%llu",
+	                 be->handshakes, be->resumed, be->requests, be->conns_open,
+	                 be->conns_total);
 }
 
-/* A small JSON body with the given status; 204 and 304 get neither body nor length. */
+/* The given status with a small body; 204 and 304 get neither body nor length. */
 static int resp_status(struct conn *c, int status)
 {
-	struct evbuffer *b;
-	int rc;
-
 	if (status == 204 || status == 304) {
-		rc = resp_head(c, status, NULL, BODY_NONE);
-		if (rc == 0)
-			resp_done(c);
-		return rc;
+		if (resp_head(c, status, NULL, BODY_NONE) < 0)
+			return -1;
+		resp_done(c);
+		return 0;
 	}
-	b = evbuffer_new();
-	if (!b)
-		return -1;
-	rc = put(b, "{\"backend\":");
-	rc |= json_str(b, c->be->name);
-	rc |= put(b, ",\"status\":%d}\n", status);
-	if (rc == 0)
-		rc = resp_send(c, status, "application/json", b);
-	evbuffer_free(b);
-	return rc;
+	return resp_json(c, status, "\"status\":%d", status);
 }
 
 /* Starts a /bytes/N response; conn_stream_fill() produces the body as the output drains. */
@@ -453,7 +458,7 @@ static int conn_stream_fill(struct conn *c)
 
 /* Matches "PREFIX<digits>" against the path: 1 = other path, 0 = *n set, -1 = bad number. */
 static int path_num(const char *path, size_t plen, const char *prefix, unsigned long long max,
-		    unsigned long long *n)
+                    unsigned long long *n)
 {
 	size_t l = strlen(prefix);
 
@@ -502,7 +507,8 @@ static int conn_dispatch(struct conn *c)
 		return 0;
 	}
 	if ((r = path_num(t, plen, "/bytes/", BYTES_MAX, &n)) <= 0)
-		return r ? resp_status(c, 400) : resp_bytes_start(c, n, query_has(t + plen, "chunked=1"));
+		return r ? resp_status(c, 400)
+		         : resp_bytes_start(c, n, query_has(t + plen, "chunked=1"));
 	if ((r = path_num(t, plen, "/status/", 599, &n)) <= 0)
 		return r || n < 200 ? resp_status(c, 400) : resp_status(c, (int)n);
 	if ((r = path_num(t, plen, "/slow/", SLOW_MAX_MS, &n)) <= 0)
@@ -604,15 +610,15 @@ static int req_on_message_complete(llhttp_t *p)
 }
 
 static const llhttp_settings_t req_settings = {
-	.on_message_begin = req_on_message_begin,
-	.on_url = req_on_url,
-	.on_header_field = req_on_header_field,
-	.on_header_value = req_on_header_value,
-	.on_header_field_complete = req_on_field_complete,
-	.on_header_value_complete = req_on_value_complete,
-	.on_headers_complete = req_on_headers_complete,
-	.on_body = req_on_body,
-	.on_message_complete = req_on_message_complete,
+    .on_message_begin = req_on_message_begin,
+    .on_url = req_on_url,
+    .on_header_field = req_on_header_field,
+    .on_header_value = req_on_header_value,
+    .on_header_field_complete = req_on_field_complete,
+    .on_header_value_complete = req_on_value_complete,
+    .on_headers_complete = req_on_headers_complete,
+    .on_body = req_on_body,
+    .on_message_complete = req_on_message_complete,
 };
 
 /* ---- connections ---- */
@@ -625,7 +631,7 @@ static void conn_bad_request(struct conn *c, llhttp_errno_t err)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
 	fprintf(stderr, "backend %s: - %s -> 400 (%s %s)\n", c->be->name, req_target(&c->req),
-		llhttp_errno_name(err), llhttp_get_error_reason(&c->parser));
+	        llhttp_errno_name(err), llhttp_get_error_reason(&c->parser));
 	put(out,
 	    "HTTP/1.1 400 Bad Request\r\nX-Backend: %s\r\nContent-Type: text/plain\r\n"
 	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
@@ -683,7 +689,8 @@ static void conn_shutdown(struct conn *c)
 	}
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	c->state = CS_LINGER;
-	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+	evbuffer_drain(bufferevent_get_input(c->bev),
+	               evbuffer_get_length(bufferevent_get_input(c->bev)));
 	if (!c->timer)
 		c->timer = evtimer_new(c->be->base, conn_timer_cb, c);
 	if (!c->timer || evtimer_add(c->timer, &tv) < 0)
@@ -705,7 +712,7 @@ static void conn_kick(struct conn *c)
 	} while (c->state != before && (c->state == CS_STREAM || c->state == CS_IDLE));
 	if (c->state == CS_LINGER)
 		evbuffer_drain(bufferevent_get_input(c->bev),
-			       evbuffer_get_length(bufferevent_get_input(c->bev)));
+		               evbuffer_get_length(bufferevent_get_input(c->bev)));
 	if (c->state == CS_CLOSING && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_shutdown(c);
 }
@@ -739,8 +746,8 @@ static int conn_handshake_done(struct conn *c)
 	if (SSL_session_reused(ssl))
 		c->be->resumed++;
 	c->state = CS_IDLE;
-	if (peer &&
-	    X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof(cn)) >= 0) {
+	if (peer && X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn,
+	                                      sizeof(cn)) >= 0) {
 		c->client_cn = strdup(cn);
 		if (!c->client_cn)
 			return -1;
@@ -763,11 +770,11 @@ static void conn_log_error(struct conn *c)
 			continue;
 		ERR_error_string_n(e, buf, sizeof(buf));
 		fprintf(stderr, "backend %s: tls error%s: %s\n", c->be->name,
-			c->state == CS_HANDSHAKE ? " in handshake" : "", buf);
+		        c->state == CS_HANDSHAKE ? " in handshake" : "", buf);
 	}
 	if (ssl && c->state == CS_HANDSHAKE && (v = SSL_get_verify_result(ssl)) != X509_V_OK)
 		fprintf(stderr, "backend %s: client certificate: %s\n", c->be->name,
-			X509_verify_cert_error_string(v));
+		        X509_verify_cert_error_string(v));
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -825,8 +832,8 @@ static int conn_new(struct backend *be, evutil_socket_t fd)
 		if (!(ssl = SSL_new(be->ssl_ctx)))
 			goto fail;
 		/* On failure libevent frees ssl itself (BEV_OPT_CLOSE_ON_FREE) but not fd. */
-		c->bev = bufferevent_openssl_socket_new(be->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-							BEV_OPT_CLOSE_ON_FREE);
+		c->bev = bufferevent_openssl_socket_new(
+		    be->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 		if (c->bev)
 			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	} else {
@@ -858,7 +865,7 @@ fail:
 }
 
 static void backend_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-			      int salen, void *arg)
+                              int salen, void *arg)
 {
 	int one = 1;
 
@@ -866,14 +873,14 @@ static void backend_accept_cb(struct evconnlistener *l, evutil_socket_t fd, stru
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (conn_new(arg, fd) < 0)
 		fprintf(stderr, "backend %s: out of memory accepting a connection\n",
-			((struct backend *)arg)->name);
+		        ((struct backend *)arg)->name);
 }
 
 /* Out of descriptors and the like: log and keep listening. */
 static void backend_accept_error_cb(struct evconnlistener *l, void *arg)
 {
 	fprintf(stderr, "backend %s: accept: %s\n", ((struct backend *)arg)->name,
-		evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	        evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
 static void backend_signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -886,11 +893,11 @@ static void backend_signal_cb(evutil_socket_t sig, short what, void *arg)
 /* Server TLS context from --cert/--key; with ca, a client certificate is required and
  * verified against it. Returns the context or NULL with err set. */
 static SSL_CTX *backend_tls_new(const char *cert, const char *key, const char *ca, char *err,
-				size_t errlen)
+                                size_t errlen)
 {
 	static const unsigned char sid_ctx[] = "gw_testbackend";
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	STACK_OF(X509_NAME) *names;
+	STACK_OF(X509_NAME) * names;
 
 	if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION))
 		goto fail;
@@ -949,30 +956,18 @@ fail:
 /* Parses --mode: echo | hang | close | status:NNN | slow:MS. */
 static int backend_mode_parse(struct backend *be, const char *s)
 {
-	static const struct {
-		const char *name;
-		enum backend_mode mode;
-	} fixed[] = {{"echo", MODE_ECHO}, {"hang", MODE_HANG}, {"close", MODE_CLOSE}};
-	size_t i;
-
-	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-		if (strcmp(s, fixed[i].name) == 0) {
-			be->mode = fixed[i].mode;
-			return 0;
-		}
-	}
+	be->mode = strcmp(s, "hang") == 0    ? MODE_HANG
+	           : strcmp(s, "close") == 0 ? MODE_CLOSE
+	                                     : MODE_ECHO;
+	if (strcmp(s, "echo") == 0 || be->mode != MODE_ECHO)
+		return 0;
 	if (strncmp(s, "status:", 7) == 0) {
 		be->mode = MODE_STATUS;
-		return parse_ull(s + 7, strlen(s + 7), 599, &be->mode_arg) == 0 &&
-				       be->mode_arg >= 200
-			       ? 0
-			       : -1;
+		return parse_ull(s + 7, strlen(s + 7), 599, &be->mode_arg) || be->mode_arg < 200;
 	}
-	if (strncmp(s, "slow:", 5) == 0) {
-		be->mode = MODE_SLOW;
-		return parse_ull(s + 5, strlen(s + 5), SLOW_MAX_MS, &be->mode_arg);
-	}
-	return -1;
+	be->mode = MODE_SLOW;
+	return strncmp(s, "slow:", 5) ? -1
+	                              : parse_ull(s + 5, strlen(s + 5), SLOW_MAX_MS, &be->mode_arg);
 }
 
 struct backend_opts {
@@ -980,108 +975,77 @@ struct backend_opts {
 	int plain;
 };
 
-static void usage(void)
-{
-	fprintf(stderr,
-		"usage: gw_testbackend [--listen ADDR:PORT] [--ready-file F] --cert F --key F\n"
-		"                      [--ca F] [--name NAME] [--mode echo|hang|close|status:N|slow:MS]\n"
-		"                      [--plain]\n");
-}
-
-/* Fills o from argv; -1 on a usage error. */
+/* Fills o from argv; -1 on a usage error (usage printed). */
 static int backend_opts_parse(struct backend_opts *o, int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{"listen", required_argument, NULL, 'l'}, {"ready-file", required_argument, NULL, 'r'},
-		{"cert", required_argument, NULL, 'c'},   {"key", required_argument, NULL, 'k'},
-		{"ca", required_argument, NULL, 'a'},     {"name", required_argument, NULL, 'n'},
-		{"mode", required_argument, NULL, 'm'},   {"plain", no_argument, NULL, 'p'},
-		{NULL, 0, NULL, 0}};
+	static const struct option lo[] = {{"listen", required_argument, NULL, 0},
+	                                   {"ready-file", required_argument, NULL, 1},
+	                                   {"cert", required_argument, NULL, 2},
+	                                   {"key", required_argument, NULL, 3},
+	                                   {"ca", required_argument, NULL, 4},
+	                                   {"name", required_argument, NULL, 5},
+	                                   {"mode", required_argument, NULL, 6},
+	                                   {"plain", no_argument, NULL, 7},
+	                                   {NULL, 0, NULL, 0}};
+	const char **dst[] = {&o->listen, &o->ready_file, &o->cert, &o->key,
+	                      &o->ca,     &o->name,       &o->mode};
 	int ch;
 
 	*o = (struct backend_opts){.listen = "127.0.0.1:0", .name = "backend", .mode = "echo"};
-	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		switch (ch) {
-		case 'l': o->listen = optarg; break;
-		case 'r': o->ready_file = optarg; break;
-		case 'c': o->cert = optarg; break;
-		case 'k': o->key = optarg; break;
-		case 'a': o->ca = optarg; break;
-		case 'n': o->name = optarg; break;
-		case 'm': o->mode = optarg; break;
-		case 'p': o->plain = 1; break;
-		default: return -1;
-		}
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) >= 0 && ch <= 7) {
+		if (ch == 7)
+			o->plain = 1;
+		else
+			*dst[ch] = optarg;
 	}
-	if (optind != argc || (!o->plain && (!o->cert || !o->key)))
+	if (ch != -1 || optind != argc || (!o->plain && (!o->cert || !o->key))) {
+		fprintf(stderr,
+		        "usage: gw_testbackend [--listen ADDR:PORT] [--ready-file F] --cert F"
+		        " --key F [--ca F]\n       [--name NAME] [--mode "
+		        "echo|hang|close|status:NNN|slow:MS] [--plain]\n");
 		return -1;
+	}
 	return 0;
 }
 
-/* Parses "IPV4:PORT" or "[IPV6]:PORT" (numeric only, port 0 allowed) into ss. */
-static int addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+/* Binds "IP:PORT" or "[IPV6]:PORT" (numeric, port 0 = any) and reports the bound port;
+ * NULL with err set on failure. */
+static struct evconnlistener *backend_listen(struct backend *be, const char *addr, unsigned *port,
+                                             char *err, size_t errlen)
 {
-	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-	const char *colon = strrchr(s, ':');
-	unsigned long long port;
-	char host[64];
-	size_t hl;
-
-	if (!colon || parse_ull(colon + 1, strlen(colon + 1), 65535, &port) < 0)
-		return -1;
-	hl = (size_t)(colon - s);
-	if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
-		s++;
-		hl -= 2;
-	}
-	if (hl >= sizeof(host))
-		return -1;
-	memcpy(host, s, hl);
-	host[hl] = '\0';
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons((uint16_t)port);
-		*len = sizeof(*v4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*v6);
-		return 0;
-	}
-	return -1;
-}
-
-/* Binds the listener and reports the bound port; NULL with err set on failure. */
-static struct evconnlistener *backend_listen(struct backend *be, const char *addr,
-					     unsigned *port, char *err, size_t errlen)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE};
+	struct addrinfo *ai = NULL;
+	const char *colon = strrchr(addr, ':');
 	struct evconnlistener *l = NULL;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[64];
+	int n = colon ? (int)(colon - addr) : 0;
 
-	if (addr_parse(addr, &ss, &len) < 0) {
+	/* Strip the brackets of "[::1]:0"; getaddrinfo wants the bare address. */
+	if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']')
+		snprintf(host, sizeof(host), "%.*s", n - 2, addr + 1);
+	else
+		snprintf(host, sizeof(host), "%.*s", n, addr);
+	if (!colon || getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
 		snprintf(err, errlen, "bad listen address %s", addr);
 		return NULL;
 	}
 	l = evconnlistener_new_bind(be->base, backend_accept_cb, be,
-				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
-				    (struct sockaddr *)&ss, (int)len);
-	len = sizeof(ss);
-	if (!l || getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &len) < 0)
-		goto fail;
+	                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512, ai->ai_addr,
+	                            (int)ai->ai_addrlen);
+	freeaddrinfo(ai);
+	if (!l || getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &len) < 0) {
+		snprintf(err, errlen, "listen %s: %s", addr, strerror(errno));
+		if (l)
+			evconnlistener_free(l);
+		return NULL;
+	}
 	evconnlistener_set_error_cb(l, backend_accept_error_cb);
 	*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-					       : ((struct sockaddr_in *)&ss)->sin_port);
+	                                       : ((struct sockaddr_in *)&ss)->sin_port);
 	return l;
-fail:
-	snprintf(err, errlen, "listen %s: %s", addr, strerror(errno));
-	if (l)
-		evconnlistener_free(l);
-	return NULL;
 }
 
 /* Runs the loop until a signal or /__quit, then frees everything (so leak checkers see a
@@ -1106,7 +1070,7 @@ static int backend_run(struct backend *be, struct backend_opts *o, char *err, si
 	if (o->ready_file && ready_file_write(o->ready_file, port, err, errlen) < 0)
 		goto fail;
 	fprintf(stderr, "backend %s: listening on port %u (%s, mode %s)\n", be->name, port,
-		be->ssl_ctx ? "tls" : "plain", o->mode);
+	        be->ssl_ctx ? "tls" : "plain", o->mode);
 	event_base_dispatch(be->base);
 	rc = 0;
 fail:
@@ -1129,8 +1093,10 @@ int main(int argc, char **argv)
 	int rc = 1;
 
 	memset(&be, 0, sizeof(be));
-	if (backend_opts_parse(&o, argc, argv) < 0 || backend_mode_parse(&be, o.mode) < 0) {
-		usage();
+	if (backend_opts_parse(&o, argc, argv) < 0)
+		return 2;
+	if (backend_mode_parse(&be, o.mode) != 0) {
+		fprintf(stderr, "gw_testbackend: bad --mode %s\n", o.mode);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -55,15 +55,15 @@ struct client {
 	SSL *ssl;
 	int fd;
 	int dump;
-	llhttp_t rsp;	 /* parses what the server sends */
-	llhttp_t req;	 /* parses what we send, only to learn which requests were HEAD */
-	int req_dead;	 /* our own bytes stopped parsing (deliberately malformed input) */
-	int rsp_dead;	 /* response parsing stopped (error or upgrade) */
+	llhttp_t rsp; /* parses what the server sends */
+	llhttp_t req; /* parses what we send, only to learn which requests were HEAD */
+	int req_dead; /* our own bytes stopped parsing (deliberately malformed input) */
+	int rsp_dead; /* response parsing stopped (error or upgrade) */
 	unsigned char methods[METHOD_RING];
 	unsigned long m_head, m_tail;
-	int status;	    /* status of the response being parsed */
-	int in_msg;	    /* inside a response */
-	int keep_alive;	    /* of the last complete response */
+	int status;              /* status of the response being parsed */
+	int in_msg;              /* inside a response */
+	int keep_alive;          /* of the last complete response */
 	unsigned long responses; /* complete final (non-1xx) responses */
 	int closed;
 	int cert_requested;
@@ -147,11 +147,21 @@ static int bytes_add_escaped(struct bytes *b, const char *s)
 		ch = (unsigned char)*s;
 		if (ch == '\\' && s[1]) {
 			switch (*++s) {
-			case 'r': ch = '\r'; break;
-			case 'n': ch = '\n'; break;
-			case 't': ch = '\t'; break;
-			case '0': ch = '\0'; break;
-			case '\\': ch = '\\'; break;
+			case 'r':
+				ch = '\r';
+				break;
+			case 'n':
+				ch = '\n';
+				break;
+			case 't':
+				ch = '\t';
+				break;
+			case '0':
+				ch = '\0';
+				break;
+			case '\\':
+				ch = '\\';
+				break;
 			case 'x':
 				if (hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
 					ch = (unsigned char)(hexval(s[1]) * 16 + hexval(s[2]));
@@ -159,7 +169,10 @@ static int bytes_add_escaped(struct bytes *b, const char *s)
 					break;
 				}
 				/* fall through */
-			default: rc |= bytes_add(b, "\\", 1); ch = (unsigned char)*s; break;
+			default:
+				rc |= bytes_add(b, "\\", 1);
+				ch = (unsigned char)*s;
+				break;
 			}
 		}
 		rc |= bytes_add(b, &ch, 1);
@@ -192,8 +205,10 @@ static int tls_version_parse(const char *s)
 	static const struct {
 		const char *name;
 		int v;
-	} tab[] = {{"1.0", TLS1_VERSION}, {"1.1", TLS1_1_VERSION}, {"1.2", TLS1_2_VERSION},
-		   {"1.3", TLS1_3_VERSION}};
+	} tab[] = {{"1.0", TLS1_VERSION},
+	           {"1.1", TLS1_1_VERSION},
+	           {"1.2", TLS1_2_VERSION},
+	           {"1.3", TLS1_3_VERSION}};
 	size_t i;
 
 	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
@@ -215,46 +230,77 @@ static int num_parse(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
+/* Applies one option that takes a value (getopt_long val = index in the option table);
+ * -1 if the value is bad or the file unreadable. */
+static int opts_apply(struct client_opts *o, int idx, const char *v)
+{
+	const char **str[] = {&o->connect, &o->cert, &o->key, &o->ca, &o->sni};
+	unsigned long n = 0;
+
+	if (idx < 5) {
+		*str[idx] = v;
+		return 0;
+	}
+	if (idx == 5)
+		return bytes_add_file(&o->send, v);
+	if (idx == 6)
+		return bytes_add_escaped(&o->send, v);
+	if (idx == 11 || idx == 12)
+		return (*(idx == 11 ? &o->tls_max : &o->tls_min) = tls_version_parse(v)) ? 0 : -1;
+	if (num_parse(v, idx == 8 ? SEND_MAX : 3600000, &n) < 0)
+		return -1;
+	switch (idx) {
+	case 7:
+		o->delay_ms = (long)n;
+		return 0;
+	case 8:
+		o->chunk = n;
+		return n ? 0 : -1;
+	case 9:
+		o->timeout_ms = (long)n;
+		return 0;
+	case 10:
+		o->repeat = n;
+		return n ? 0 : -1;
+	default:
+		o->responses = n;
+		return 0;
+	}
+}
+
 /* Fills o from argv; -1 on a usage error (message already printed). */
 static int opts_parse(struct client_opts *o, int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{"connect", required_argument, NULL, 'C'},  {"cert", required_argument, NULL, 'c'},
-		{"key", required_argument, NULL, 'k'},	    {"ca", required_argument, NULL, 'a'},
-		{"servername", required_argument, NULL, 'S'}, {"send", required_argument, NULL, 's'},
-		{"send-str", required_argument, NULL, 'x'}, {"delay-ms", required_argument, NULL, 'd'},
-		{"chunk", required_argument, NULL, 'n'},    {"timeout-ms", required_argument, NULL, 't'},
-		{"tls-max", required_argument, NULL, 'M'},  {"tls-min", required_argument, NULL, 'm'},
-		{"repeat", required_argument, NULL, 'r'},   {"responses", required_argument, NULL, 'R'},
-		{"dump", no_argument, NULL, 'D'},	    {NULL, 0, NULL, 0}};
-	unsigned long v;
-	int ch, bad = 0;
+	static const struct option lo[] = {{"connect", required_argument, NULL, 0},
+	                                   {"cert", required_argument, NULL, 1},
+	                                   {"key", required_argument, NULL, 2},
+	                                   {"ca", required_argument, NULL, 3},
+	                                   {"servername", required_argument, NULL, 4},
+	                                   {"send", required_argument, NULL, 5},
+	                                   {"send-str", required_argument, NULL, 6},
+	                                   {"delay-ms", required_argument, NULL, 7},
+	                                   {"chunk", required_argument, NULL, 8},
+	                                   {"timeout-ms", required_argument, NULL, 9},
+	                                   {"repeat", required_argument, NULL, 10},
+	                                   {"tls-max", required_argument, NULL, 11},
+	                                   {"tls-min", required_argument, NULL, 12},
+	                                   {"responses", required_argument, NULL, 13},
+	                                   {"dump", no_argument, NULL, 14},
+	                                   {NULL, 0, NULL, 0}};
+	int ch, opt = 0;
 
 	o->timeout_ms = 5000;
 	o->repeat = 1;
-	while (!bad && (ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		switch (ch) {
-		case 'C': o->connect = optarg; break;
-		case 'c': o->cert = optarg; break;
-		case 'k': o->key = optarg; break;
-		case 'a': o->ca = optarg; break;
-		case 'S': o->sni = optarg; break;
-		case 's': bad = bytes_add_file(&o->send, optarg); break;
-		case 'x': bad = bytes_add_escaped(&o->send, optarg); break;
-		case 'd': bad = num_parse(optarg, 3600000, &v); o->delay_ms = (long)v; break;
-		case 'n': bad = num_parse(optarg, SEND_MAX, &v) || v == 0; o->chunk = v; break;
-		case 't': bad = num_parse(optarg, 3600000, &v); o->timeout_ms = (long)v; break;
-		case 'M': bad = !(o->tls_max = tls_version_parse(optarg)); break;
-		case 'm': bad = !(o->tls_min = tls_version_parse(optarg)); break;
-		case 'r': bad = num_parse(optarg, 1000000, &o->repeat) || o->repeat == 0; break;
-		case 'R': bad = num_parse(optarg, 1000000, &o->responses); break;
-		case 'D': o->dump = 1; break;
-		default: bad = 1; break;
+	while ((ch = getopt_long(argc, argv, "", lo, &opt)) >= 0 && ch <= 14) {
+		if (ch == 14) {
+			o->dump = 1;
+		} else if (opts_apply(o, ch, optarg) < 0) {
+			fprintf(stderr, "gw_testclient: bad value for --%s: %s\n", lo[opt].name,
+			        optarg);
+			return -1;
 		}
-		if (bad)
-			fprintf(stderr, "gw_testclient: bad or unreadable value for option\n");
 	}
-	if (bad || optind != argc || !o->connect)
+	if (ch != -1 || optind != argc || !o->connect)
 		return -1;
 	if (!o->chunk)
 		o->chunk = o->delay_ms ? 1 : SEND_MAX;
@@ -303,16 +349,17 @@ static SSL_CTX *client_ctx_new(const struct client_opts *o, char *err, size_t er
 	 * asking for them wants to see whether the *server* refuses. */
 	if (o->tls_max && o->tls_max < TLS1_2_VERSION)
 		SSL_CTX_set_security_level(ctx, 0);
-	if (o->cert && (SSL_CTX_use_certificate_chain_file(ctx, o->cert) != 1 ||
-			SSL_CTX_use_PrivateKey_file(ctx, o->key ? o->key : o->cert,
-						    SSL_FILETYPE_PEM) != 1))
+	if (o->cert &&
+	    (SSL_CTX_use_certificate_chain_file(ctx, o->cert) != 1 ||
+	     SSL_CTX_use_PrivateKey_file(ctx, o->key ? o->key : o->cert, SSL_FILETYPE_PEM) != 1))
 		goto fail;
 	if (o->ca) {
 		if (SSL_CTX_load_verify_locations(ctx, o->ca, NULL) != 1)
 			goto fail;
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	}
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_set_session_cache_mode(ctx,
+	                               SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, client_on_new_session);
 	SSL_CTX_set_cert_cb(ctx, client_on_cert_request, NULL);
 	return ctx;
@@ -344,7 +391,8 @@ static void tls_reason(struct client *cl, int sslerr, char *buf, size_t len)
 /* TCP connect to "HOST:PORT" or "[V6]:PORT" before deadline; the socket or -1. */
 static int tcp_connect(const char *hostport, int64_t deadline, char *err, size_t errlen)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai = NULL;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV},
+	                *ai = NULL;
 	const char *colon = strrchr(hostport, ':');
 	char host[256];
 	socklen_t sl = sizeof(int);
@@ -387,7 +435,7 @@ fail:
 
 /* SSL_connect before deadline; 0, or -1 with the reason in err. */
 static int client_handshake(struct client *cl, const struct client_opts *o, int64_t deadline,
-			    char *err, size_t errlen)
+                            char *err, size_t errlen)
 {
 	int r, e, w;
 
@@ -486,9 +534,9 @@ static int rsp_on_message_complete(llhttp_t *p)
 }
 
 static const llhttp_settings_t rsp_settings = {
-	.on_message_begin = rsp_on_message_begin,
-	.on_headers_complete = rsp_on_headers_complete,
-	.on_message_complete = rsp_on_message_complete,
+    .on_message_begin = rsp_on_message_begin,
+    .on_headers_complete = rsp_on_headers_complete,
+    .on_message_complete = rsp_on_message_complete,
 };
 
 /* Handles received bytes: dump, confirm the handshake, parse responses. */
@@ -621,7 +669,7 @@ static int client_run(struct client *cl, const struct client_opts *o)
 		return EXIT_HS_FAIL;
 	}
 	snprintf(cl->hs_line, sizeof(cl->hs_line), "HANDSHAKE OK %s %s", SSL_get_version(cl->ssl),
-		 SSL_get_cipher_name(cl->ssl));
+	         SSL_get_cipher_name(cl->ssl));
 	/* In TLS 1.3 the server judges our certificate after SSL_connect() returned: hold the
 	 * verdict until it answers (ticket or data) or refuses (alert). */
 	cl->hs_pending = 1;
@@ -664,10 +712,11 @@ int main(int argc, char **argv)
 	cl.fd = -1;
 	if (opts_parse(&o, argc, argv) < 0) {
 		fprintf(stderr,
-			"usage: gw_testclient --connect HOST:PORT [--cert F [--key F]] [--ca F]\n"
-			"       [--servername SNI] [--send FILE|-]... [--send-str STR]...\n"
-			"       [--chunk N] [--delay-ms N] [--timeout-ms N] [--tls-min V] [--tls-max V]\n"
-			"       [--repeat N] [--responses N] [--dump]\n");
+		        "usage: gw_testclient --connect HOST:PORT [--cert F [--key F]] [--ca F]\n"
+		        "       [--servername SNI] [--send FILE|-]... [--send-str STR]...\n"
+		        "       [--chunk N] [--delay-ms N] [--timeout-ms N] [--tls-min V] "
+		        "[--tls-max V]\n"
+		        "       [--repeat N] [--responses N] [--dump]\n");
 		free(o.send.p);
 		return EXIT_USAGE;
 	}

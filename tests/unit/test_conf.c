@@ -68,7 +68,7 @@ static void test_minimal_defaults(void)
 	const struct conf_cluster *c = &s->clusters[0];
 	CU_ASSERT_STRING_EQUAL(c->name, "app");
 	CU_ASSERT_PTR_NOT_NULL(c->tls);
-	CU_ASSERT_EQUAL(c->pool_max_idle, 16);
+	CU_ASSERT_EQUAL(c->pool_max_idle, 128);
 	CU_ASSERT_EQUAL(c->pool_idle_timeout, 60000);
 	CU_ASSERT_EQUAL(c->max_attempts, 3);
 	CU_ASSERT_EQUAL(c->line, 9);
