@@ -8,10 +8,15 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 smoke=0
 [ "${1:-}" = "--smoke" ] && smoke=1
 
-bash "$src/scripts/install-deps.sh"
-bash "$src/scripts/build.sh" "$src/build"
+# GW_DEMO_BUILD: use an existing build (the test suite runs the smoke mode this way);
+# GW_DEMO_DIR: where the PKI and logs go (default ./demo).
+build=${GW_DEMO_BUILD:-$src/build}
+if [ -z "${GW_DEMO_BUILD:-}" ]; then
+	bash "$src/scripts/install-deps.sh"
+	bash "$src/scripts/build.sh" "$build"
+fi
 
-demo=$src/demo
+demo=${GW_DEMO_DIR:-$src/demo}
 bash "$src/tests/tools/mkpki.sh" "$demo" >/dev/null
 cat "$demo/ca.crt" "$demo/inter.crt" >"$demo/client-cas.pem"
 rm -f "$demo/audit.log"
@@ -25,13 +30,13 @@ trap cleanup EXIT INT TERM
 
 cd "$demo"
 for i in 1 2; do
-	"$src/build/tests/tools/gw_testbackend" --listen "127.0.0.1:900$i" --cert backend.crt --key backend.key \
+	"$build/tests/tools/gw_testbackend" --listen "127.0.0.1:900$i" --cert backend.crt --key backend.key \
 		--ca gw-client-ca.crt --name "demo-backend-$i" --ready-file "backend$i.ready" >"backend$i.log" 2>&1 &
 	pids+=($!)
 done
 rm -f gateway.ready
 # No -c: the embedded default configuration (conf/default.conf), relative to this directory.
-"$src/build/gateway/gatewayd" --ready-file gateway.ready 2> >(tee gateway.log >&2) &
+"$build/gateway/gatewayd" --ready-file gateway.ready 2> >(tee gateway.log >&2) &
 pids+=($!)
 for _ in $(seq 1 50); do [ -s gateway.ready ] && break; sleep 0.1; done
 [ -s gateway.ready ] || { echo "gatewayd did not start (see demo/gateway.log)"; exit 1; }
