@@ -26,6 +26,34 @@ static enum pki_tls_version tls_version(const char *v)
 	return v && strcmp(v, "TLSv1.3") == 0 ? PKI_TLS13 : PKI_TLS12;
 }
 
+/* The audit writer's settings; the gateway reads the signing key itself at start. */
+static void build_audit(struct conf_ctx *c, const struct conf_raw_audit *r, struct conf_audit *a)
+{
+	a->mode = CONF_AUDIT_DURABLE;
+	if (r->mode && strcmp(r->mode, "best-effort") == 0)
+		a->mode = CONF_AUDIT_BEST_EFFORT;
+	else if (r->mode && strcmp(r->mode, "off") == 0)
+		a->mode = CONF_AUDIT_OFF;
+	a->queue = r->queue;
+	a->fsync_batch = r->fsync_batch;
+	a->fsync_interval = r->fsync_interval;
+	a->checkpoint_records = r->checkpoint_records;
+	a->checkpoint_interval = r->checkpoint_interval;
+	a->syslog = r->syslog;
+	if (r->signing_key && !(a->signing_key = strdup(r->signing_key)))
+		oom(c, NULL);
+	conf_parse_address(r->syslog_address ? r->syslog_address : "127.0.0.1:514", &a->syslog_addr,
+	                   &a->syslog_addrlen);
+}
+
+static bool addr_is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	return ss->ss_family == AF_INET6 &&
+	       IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
 static void build_globals(struct conf_ctx *c, const struct conf_raw *raw, struct conf_snapshot *s)
 {
 	s->workers = raw->workers;
@@ -33,6 +61,7 @@ static void build_globals(struct conf_ctx *c, const struct conf_raw *raw, struct
 	s->timeouts = raw->timeouts;
 	if (raw->audit.path && !(s->audit_path = strdup(raw->audit.path)))
 		oom(c, NULL);
+	build_audit(c, &raw->audit, &s->audit);
 	if (!raw->admin.address)
 		return;
 	s->admin_address = strdup(raw->admin.address);
@@ -40,6 +69,13 @@ static void build_globals(struct conf_ctx *c, const struct conf_raw *raw, struct
 		oom(c, NULL);
 	/* Already validated by the schema; this only stores the parsed form. */
 	conf_parse_address(raw->admin.address, &s->admin_addr, &s->admin_addrlen);
+	s->admin_allow_remote = raw->admin.allow_remote;
+	/* Plain HTTP without authentication: only on loopback unless explicitly asked. */
+	if (!s->admin_allow_remote && !addr_is_loopback(&s->admin_addr))
+		conf_report(c, true, NULL, 0,
+		            "admin.address %s is not a loopback address (set admin.allow_remote = true "
+		            "to expose the admin listener)",
+		            raw->admin.address);
 }
 
 /*
@@ -87,6 +123,7 @@ static void build_listener_tls(struct conf_ctx *c, const struct conf_raw_listene
 	    .suites_tls13 = t->ciphersuites,
 	    .session_tickets = t->session_tickets,
 	    .ticket_lifetime = t->ticket_lifetime,
+	    .crl_grace = conf_crl_grace_mode(t) ? t->crl_grace : 0,
 	};
 	char err[512] = "";
 
@@ -242,6 +279,60 @@ static void build_cluster_tls(struct conf_ctx *c, const struct conf_raw_cluster 
 	}
 }
 
+/* Active checks: only with a health group; its strings are copied out of the tree. */
+static void build_cluster_health(struct conf_ctx *c, const struct conf_raw_cluster *r,
+                                 struct conf_cluster *cl)
+{
+	const struct conf_raw_health *h = &r->health;
+	const config_setting_t *g = member(r->node.where, "health");
+	struct conf_health *o = &cl->health;
+
+	if (!g)
+		return;
+	o->enabled = true;
+	o->path = strdup(h->path ? h->path : "/healthz");
+	o->method = strdup(h->method ? h->method : "GET");
+	o->expect_body = h->expect_body ? strdup(h->expect_body) : NULL;
+	if (!o->path || !o->method || (h->expect_body && !o->expect_body))
+		oom(c, g);
+	o->status_min = h->expect_status[0];
+	o->status_max = h->expect_status[1];
+	o->interval = h->interval;
+	o->timeout = h->timeout;
+	o->rise = h->rise;
+	o->fall = h->fall;
+	o->jitter = h->jitter;
+}
+
+/*
+ * Balancing, retries, connection limits and passive health. retries is the newer spelling
+ * of max_attempts (retries + 1 attempts); giving both would leave one of them ignored.
+ */
+static void build_cluster_upstream(struct conf_ctx *c, const struct conf_raw_cluster *r,
+                                   struct conf_cluster *cl)
+{
+	const config_setting_t *where = r->node.where;
+	const config_setting_t *retries = member(where, "retries");
+
+	if (retries && member(where, "max_attempts"))
+		conf_diag_at(c, retries, true, "set either 'retries' or 'max_attempts', not both");
+	cl->max_attempts = retries ? r->retries + 1 : r->max_attempts;
+	cl->balance = r->balance && strcmp(r->balance, "least_outstanding") == 0
+	                  ? CONF_BALANCE_LEAST_OUTSTANDING
+	                  : CONF_BALANCE_ROUND_ROBIN;
+	cl->retry_deadline = r->retry_deadline;
+	cl->max_connections = r->pool.max_connections;
+	cl->queue = r->pool.queue;
+	cl->outlier.consecutive_failures = r->outlier.consecutive_failures;
+	cl->outlier.base_ejection = r->outlier.base_ejection;
+	cl->outlier.max_ejection = r->outlier.max_ejection;
+	cl->outlier.max_ejected_percent = r->outlier.max_ejected_percent;
+	if (r->outlier.max_ejection < r->outlier.base_ejection)
+		conf_diag_at(c, member(where, "outlier"), true,
+		             "'outlier.max_ejection' must not be shorter than 'base_ejection'");
+	build_cluster_health(c, r, cl);
+}
+
 static const struct conf_cluster *cluster_find(const struct conf_snapshot *s, const char *name)
 {
 	for (size_t i = 0; i < s->n_clusters; i++) {
@@ -282,7 +373,7 @@ static void build_clusters(struct conf_ctx *c, const struct conf_raw *raw, struc
 		cl->line = conf_setting_line(r->node.where);
 		cl->pool_max_idle = r->pool.max_idle;
 		cl->pool_idle_timeout = r->pool.idle_timeout;
-		cl->max_attempts = r->max_attempts;
+		build_cluster_upstream(c, r, cl);
 		if (!cl->name || !cl->file) {
 			oom(c, r->node.where);
 			continue;
@@ -298,5 +389,7 @@ void conf_build(struct conf_ctx *c, const struct conf_raw *raw, struct conf_snap
 	build_globals(c, raw, s);
 	build_listeners(c, raw, s);
 	build_clusters(c, raw, s);
+	conf_build_authn(c, raw, s);
 	conf_build_policy(c, raw, s);
+	conf_build_ops(c, raw, s);
 }

@@ -122,6 +122,7 @@ struct conf_snapshot {
 	struct conf_cluster *clusters;
 	size_t n_clusters;
 	struct policy *policy;            /* owned: routes and rules */
+	struct authn_keys *keys;          /* owned: token issuers and API keys; NULL = none */
 	struct conf_limits limits;
 	struct conf_timeouts timeouts;
 	char *audit_path;                 /* NULL = audit records go to stderr */
@@ -130,6 +131,14 @@ struct conf_snapshot {
 	socklen_t admin_addrlen;
 	bool admin_allow_remote;          /* admin may listen on a non-loopback address */
 	struct conf_audit audit;          /* writer settings; the file is audit_path */
+	/* Process settings (added with the operations work, conf/ops.c): */
+	char *run_user, *run_group;       /* drop to these after start-up; NULL = stay */
+	bool allow_root;                  /* may keep running as root after start-up */
+	uint32_t drain_ms;                /* SIGTERM: longest wait for requests in flight */
+	uint32_t watch_ms;                /* poll files for changes every ...; 0 = off */
+	char **files;                     /* every file this snapshot was read from, for the
+	                                     watcher: config, includes, certs, keys, CRLs, JWKS */
+	size_t n_files;
 };
 
 /* One diagnostic per line: "file:line: message", errors and warnings kept apart. */
@@ -151,6 +160,14 @@ struct conf_snapshot *conf_load(const char *path, struct conf_diags *diags);
 struct conf_snapshot *conf_load_string(const char *text, const char *name,
                                        struct conf_diags *diags);
 void conf_snapshot_free(struct conf_snapshot *s);
+
+/*
+ * Loads policy files on their own (groups and rules, no routes), as gatewayctl does to
+ * check or compare them outside a configuration. pattern is a file name or a glob; rules
+ * that name routes ("route:NAME") are errors here. Returns an owned policy, or NULL with
+ * every problem added to diags (which may be NULL). Added with policy files.
+ */
+struct policy *conf_policy_load(const char *pattern, struct conf_diags *diags);
 
 /* True when both snapshots listen on the same addresses in the same order. */
 bool conf_listeners_equal(const struct conf_snapshot *a, const struct conf_snapshot *b);

@@ -28,6 +28,8 @@ enum conf_type {
 	CONF_T_PATHS, /* struct conf_strs of owned resolved paths */
 	CONF_T_GROUP, /* a nested struct described by sub */
 	CONF_T_LIST,  /* struct conf_vec of elem_size groups described by sub */
+	CONF_T_RANGE, /* uint32_t[2] from [lo, hi] within [min, max]; def = lo << 16 | hi */
+	CONF_T_FRAC,  /* uint32_t thousandths, from a plain number (int or float) */
 };
 
 /* Validates a string value; -1 with a predicate ("must be ...") in err. */
@@ -100,6 +102,8 @@ struct conf_raw_tls_server {
 	bool session_tickets;
 	unsigned ticket_lifetime;
 	bool require_client_cert, insecure_no_client_cert;
+	const char *crl_next_update; /* "fail" (default) or "grace" (conf/ops.c) */
+	unsigned crl_grace;          /* seconds */
 };
 
 struct conf_raw_listener {
@@ -125,6 +129,17 @@ struct conf_raw_tls_client {
 
 struct conf_raw_pool {
 	uint32_t max_idle, idle_timeout;
+	uint32_t max_connections, queue;
+};
+
+struct conf_raw_health {
+	const char *path, *method, *expect_body;
+	uint32_t expect_status[2];
+	uint32_t interval, timeout, rise, fall, jitter;
+};
+
+struct conf_raw_outlier {
+	uint32_t consecutive_failures, base_ejection, max_ejection, max_ejected_percent;
 };
 
 struct conf_raw_cluster {
@@ -134,11 +149,29 @@ struct conf_raw_cluster {
 	struct conf_raw_tls_client tls;
 	struct conf_raw_pool pool;
 	uint32_t max_attempts;
+	const char *balance;
+	uint32_t retries, retry_deadline;
+	struct conf_raw_health health;
+	struct conf_raw_outlier outlier;
 };
 
 struct conf_raw_route {
 	struct conf_node node;
 	const char *prefix, *cluster, *rewrite;
+	const char *need; /* "cert", "cert+token", "cert+bound-token", "cert+apikey" */
+	const char *name; /* optional: rules may write "route:NAME" for the prefix */
+};
+
+/* A trusted token issuer (conf/authn.c). */
+struct conf_raw_issuer {
+	struct conf_node node;
+	const char *name, *issuer, *audience, *hmac_kid, *scope_claim;
+	char *jwks, *hmac_secret;
+	uint32_t leeway, max_token;
+};
+
+struct conf_raw_api_keys {
+	char *file, *hash_key;
 };
 
 struct conf_raw_rule {
@@ -146,14 +179,53 @@ struct conf_raw_rule {
 	const char *spiffe, *cn, *dns, *fingerprint, *token_sub, *scope;
 	bool any;
 	struct conf_strs allow, deny, methods;
+	const char *group; /* a group of a policy file instead of an identity */
+};
+
+/* ---- policy files (conf/policy_files.c) ---- */
+
+struct conf_raw_member {
+	struct conf_node node;
+	const char *spiffe, *cn, *dns, *fingerprint, *token_sub, *scope;
+};
+
+struct conf_raw_group {
+	struct conf_node node;
+	const char *name;
+	struct conf_vec members;
+};
+
+/* The top level of one policy file. */
+struct conf_raw_policy_file {
+	struct conf_vec groups, rules;
+};
+
+/* The policy files of one load, read and walked; their strings live in cfgs. */
+struct conf_policy_set {
+	char **paths; /* owned */
+	size_t n;
+	config_t *cfgs;                    /* one per path, kept until the policy is built */
+	struct conf_raw_policy_file *raws; /* one per path */
+	bool *ok;                          /* read and walked (errors inside are reported) */
+	struct policy_group_spec *groups;  /* filled by conf_policy_files_specs */
+	struct policy_member_spec *members;
+	size_t n_groups;
+	char **dirs; /* directories of glob patterns (watched for new files), owned */
+	size_t n_dirs;
 };
 
 struct conf_raw_audit {
 	char *path;
+	const char *mode;
+	uint32_t queue, fsync_batch, fsync_interval, checkpoint_records, checkpoint_interval;
+	char *signing_key;
+	bool syslog;
+	const char *syslog_address;
 };
 
 struct conf_raw_admin {
 	const char *address;
+	bool allow_remote;
 };
 
 struct conf_raw {
@@ -161,13 +233,21 @@ struct conf_raw {
 	struct conf_raw_audit audit;
 	struct conf_raw_admin admin;
 	struct conf_vec listeners, clusters, routes, policy;
+	struct conf_strs policy_files; /* resolved patterns (conf/policy_files.c) */
 	struct conf_limits limits;
 	struct conf_timeouts timeouts;
+	struct conf_vec issuers;           /* conf/authn.c */
+	struct conf_raw_api_keys api_keys; /* conf/authn.c */
+	/* Process settings (conf/ops.c). */
+	const char *user, *group;
+	bool allow_root, strict_key_permissions;
+	uint32_t drain_timeout, watch_files; /* ms */
 };
 
 /* ---- schema.c ---- */
 
 extern const struct conf_key conf_schema_root[];
+extern const struct conf_key conf_schema_policy_file[];
 
 /* ---- walk.c ---- */
 
@@ -208,5 +288,31 @@ unsigned conf_addr_port(const struct sockaddr_storage *a);
 /* Fills s from raw; every problem goes to c->d (s may be left partly built). */
 void conf_build(struct conf_ctx *c, const struct conf_raw *raw, struct conf_snapshot *s);
 void conf_build_policy(struct conf_ctx *c, const struct conf_raw *raw, struct conf_snapshot *s);
+/* access.c: one rule group to a spec (strings borrowed); raw NULL = no routes to name.
+ * -1 after diagnostics. */
+int conf_rule_spec(struct conf_ctx *c, const struct conf_raw_rule *r, const struct conf_raw *raw,
+                   struct policy_rule_spec *out);
+/* access.c: hands policy_build's findings to conf_report (arg is the conf_ctx). */
+void conf_policy_report(void *arg, bool is_error, const char *file, int line, const char *msg);
+
+/* policy_files.c: expands the patterns, reads and walks each file into set. */
+void conf_policy_files_read(struct conf_ctx *c, const struct conf_strs *patterns,
+                            struct conf_policy_set *set);
+/* Number of rules the files of set hold (an upper bound for the spec array). */
+size_t conf_policy_files_count(const struct conf_policy_set *set);
+/* Appends the files' rules to rules[spec->n_rules..] and sets spec's groups. */
+void conf_policy_files_specs(struct conf_ctx *c, struct conf_policy_set *set,
+                             const struct conf_raw *raw, struct policy_spec *spec,
+                             struct policy_rule_spec *rules);
+/* Adds the files (and globbed directories) to s->files for the watcher. */
+void conf_policy_files_watch(struct conf_ctx *c, const struct conf_policy_set *set,
+                             struct conf_snapshot *s);
+void conf_policy_files_release(struct conf_policy_set *set);
+/* authn.c: s->keys from the issuers and api_keys (NULL when neither is configured). */
+void conf_build_authn(struct conf_ctx *c, const struct conf_raw *raw, struct conf_snapshot *s);
+/* ops.c: run-as user, drain, watch list, key permissions, CRL and certificate freshness. */
+void conf_build_ops(struct conf_ctx *c, const struct conf_raw *raw, struct conf_snapshot *s);
+/* ops.c: whether a listener uses the CRL grace period (crl_next_update = "grace"). */
+bool conf_crl_grace_mode(const struct conf_raw_tls_server *t);
 
 #endif

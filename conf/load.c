@@ -118,6 +118,9 @@ static void cluster_clear(struct conf_cluster *cl)
 	}
 	free(cl->servers);
 	pki_client_free(cl->tls);
+	free(cl->health.path);
+	free(cl->health.method);
+	free(cl->health.expect_body);
 	free(cl->name);
 	free(cl->file);
 }
@@ -138,8 +141,15 @@ void conf_snapshot_free(struct conf_snapshot *s)
 	free(s->clusters);
 	if (s->policy)
 		policy_free(s->policy);
+	authn_keys_free(s->keys);
 	free(s->audit_path);
+	free(s->audit.signing_key);
 	free(s->admin_address);
+	free(s->run_user);
+	free(s->run_group);
+	for (size_t i = 0; i < s->n_files; i++)
+		free(s->files[i]);
+	free(s->files);
 	free(s->path);
 	free(s);
 }

@@ -113,6 +113,15 @@ static int check_audit_mode(const char *v, char *err, size_t errlen)
 
 /* ---- tables, innermost first ---- */
 
+/* What a CRL past its nextUpdate does to a load: refuse it, or accept it for crl_grace. */
+static int check_crl_mode(const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "fail") == 0 || strcmp(v, "grace") == 0)
+		return 0;
+	snprintf(err, errlen, "must be \"fail\" or \"grace\", not '%s'", v);
+	return -1;
+}
+
 static const struct conf_key tls_server_keys[] = {
     K_PATH(conf_raw_tls_server, cert, true),
     K_PATH(conf_raw_tls_server, key, true),
@@ -126,6 +135,8 @@ static const struct conf_key tls_server_keys[] = {
     K_NUM(conf_raw_tls_server, ticket_lifetime, CONF_T_UINT, 60, 7 * 86400, 7200),
     K_BOOL(conf_raw_tls_server, require_client_cert, true),
     K_BOOL(conf_raw_tls_server, insecure_no_client_cert, false),
+    K_STR(conf_raw_tls_server, crl_next_update, false, check_crl_mode),
+    K_NUM(conf_raw_tls_server, crl_grace, CONF_T_UINT, 0, 90 * 86400, 86400),
     K_END,
 };
 
@@ -197,10 +208,48 @@ static const struct conf_key cluster_keys[] = {
     K_END,
 };
 
+/* What a route needs besides the certificate (mapped to policy_need in access.c). */
+static int check_need(const char *v, char *err, size_t errlen)
+{
+	static const char *const needs[] = {"cert", "cert+token", "cert+bound-token",
+	                                    "cert+apikey"};
+	for (size_t i = 0; i < sizeof(needs) / sizeof(needs[0]); i++) {
+		if (strcmp(v, needs[i]) == 0)
+			return 0;
+	}
+	snprintf(err, errlen,
+	         "must be \"cert\", \"cert+token\", \"cert+bound-token\" or \"cert+apikey\", "
+	         "not '%s'",
+	         v);
+	return -1;
+}
+
 static const struct conf_key route_keys[] = {
     K_STR(conf_raw_route, prefix, true, NULL),
     K_STR(conf_raw_route, cluster, true, NULL),
     K_STR(conf_raw_route, rewrite, false, NULL),
+    K_STR(conf_raw_route, need, false, check_need),
+    K_STR(conf_raw_route, name, false, NULL),
+    K_END,
+};
+
+/* Token issuers and API keys; files are checked by authn when the snapshot is built. */
+static const struct conf_key issuer_keys[] = {
+    K_STR(conf_raw_issuer, name, true, NULL),
+    K_STR(conf_raw_issuer, issuer, true, NULL),
+    K_STR(conf_raw_issuer, audience, true, NULL),
+    K_PATH(conf_raw_issuer, jwks, false),
+    K_PATH(conf_raw_issuer, hmac_secret, false),
+    K_STR(conf_raw_issuer, hmac_kid, false, NULL),
+    K_STR(conf_raw_issuer, scope_claim, false, NULL),
+    K_NUM(conf_raw_issuer, leeway, CONF_T_U32, 0, 3600, AUTHN_LEEWAY_DEFAULT),
+    K_NUM(conf_raw_issuer, max_token, CONF_T_U32, 512, 65536, AUTHN_MAX_TOKEN_DEFAULT),
+    K_END,
+};
+
+static const struct conf_key api_keys_keys[] = {
+    K_PATH(conf_raw_api_keys, file, true),
+    K_PATH(conf_raw_api_keys, hash_key, true),
     K_END,
 };
 
@@ -216,6 +265,30 @@ static const struct conf_key rule_keys[] = {
     K_STRS(conf_raw_rule, allow, CONF_T_STRS, 1, 1024),
     K_STRS(conf_raw_rule, deny, CONF_T_STRS, 1, 1024),
     K_STRS(conf_raw_rule, methods, CONF_T_STRS, 1, 16),
+    K_STR(conf_raw_rule, group, false, NULL),
+    K_END,
+};
+
+/* Policy files (conf/policy_files.c): groups of identities and rules, nothing else. */
+static const struct conf_key member_keys[] = {
+    K_STR(conf_raw_member, spiffe, false, NULL),
+    K_STR(conf_raw_member, cn, false, NULL),
+    K_STR(conf_raw_member, dns, false, NULL),
+    K_STR(conf_raw_member, fingerprint, false, NULL),
+    K_STR(conf_raw_member, token_sub, false, NULL),
+    K_STR(conf_raw_member, scope, false, NULL),
+    K_END,
+};
+
+static const struct conf_key group_keys[] = {
+    K_STR(conf_raw_group, name, true, NULL),
+    K_LIST(conf_raw_group, members, true, 1, 100000, member_keys, conf_raw_member),
+    K_END,
+};
+
+const struct conf_key conf_schema_policy_file[] = {
+    K_LIST(conf_raw_policy_file, groups, false, 0, 100000, group_keys, conf_raw_group),
+    K_LIST(conf_raw_policy_file, rules, false, 0, 1000000, rule_keys, conf_raw_rule),
     K_END,
 };
 
@@ -266,6 +339,15 @@ const struct conf_key conf_schema_root[] = {
     K_GROUP(conf_raw, timeouts, false, timeouts_keys),
     K_LIST(conf_raw, clusters, false, 0, 1024, cluster_keys, conf_raw_cluster),
     K_LIST(conf_raw, routes, false, 0, 10000, route_keys, conf_raw_route),
+    K_LIST(conf_raw, issuers, false, 0, 64, issuer_keys, conf_raw_issuer),
+    K_GROUP(conf_raw, api_keys, false, api_keys_keys),
     K_LIST(conf_raw, policy, false, 0, 100000, rule_keys, conf_raw_rule),
+    K_STRS(conf_raw, policy_files, CONF_T_PATHS, 1, 256),
+    K_STR(conf_raw, user, false, NULL),
+    K_STR(conf_raw, group, false, NULL),
+    K_BOOL(conf_raw, allow_root, false),
+    K_BOOL(conf_raw, strict_key_permissions, false),
+    K_NUM(conf_raw, drain_timeout, CONF_T_MS, 0, SEC(3600), SEC(10)),
+    K_NUM(conf_raw, watch_files, CONF_T_MS, 0, SEC(86400), 0),
     K_END,
 };

@@ -55,6 +55,10 @@ static const char *kind_of_key(enum conf_type t)
 		return "a group { ... }";
 	case CONF_T_LIST:
 		return "a list of groups ( { ... }, ... )";
+	case CONF_T_RANGE:
+		return "an array of two integers [low, high]";
+	case CONF_T_FRAC:
+		return "a number";
 	}
 	return "?";
 }
@@ -98,6 +102,7 @@ static void store_number(const struct conf_key *k, void *field, int64_t v)
 		break;
 	case CONF_T_U32:
 	case CONF_T_MS:
+	case CONF_T_FRAC:
 		*(uint32_t *)field = (uint32_t)v;
 		break;
 	case CONF_T_U64:
@@ -132,7 +137,8 @@ static void walk_int(struct conf_ctx *c, const struct conf_key *k, const config_
 	store_number(k, field, v);
 }
 
-/* Durations: seconds as int or float in the file, milliseconds in memory. */
+/* Durations: seconds as int or float in the file, milliseconds in memory. Fractions the
+ * same way, in thousandths. */
 static void walk_ms(struct conf_ctx *c, const struct conf_key *k, const config_setting_t *m,
                     void *field)
 {
@@ -155,8 +161,9 @@ static void walk_ms(struct conf_ctx *c, const struct conf_key *k, const config_s
 	/* The negated comparison also rejects NaN. */
 	if (!(ms >= (double)k->min && ms <= (double)k->max)) {
 		conf_setting_path(m, path, sizeof(path));
-		conf_diag_at(c, m, true, "'%s' must be between %g and %g seconds, not %g", path,
-		             (double)k->min / 1000.0, (double)k->max / 1000.0, sec);
+		conf_diag_at(c, m, true, "'%s' must be between %g and %g%s, not %g", path,
+		             (double)k->min / 1000.0, (double)k->max / 1000.0,
+		             k->type == CONF_T_MS ? " seconds" : "", sec);
 		return;
 	}
 	store_number(k, field, (int64_t)ms);
@@ -257,6 +264,36 @@ static void walk_strings(struct conf_ctx *c, const struct conf_key *k, const con
 	}
 }
 
+/* [low, high]: two integers within [k->min, k->max], low <= high. */
+static void walk_range(struct conf_ctx *c, const struct conf_key *k, const config_setting_t *m,
+                       uint32_t *out)
+{
+	char path[PATH_BUF];
+	long long v[2];
+
+	if (!config_setting_is_array(m) || config_setting_length(m) != 2) {
+		type_error(c, m, k->type);
+		return;
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		const config_setting_t *e = config_setting_get_elem(m, i);
+		int t = config_setting_type(e);
+		if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
+			type_error(c, m, k->type);
+			return;
+		}
+		v[i] = config_setting_get_int64(e);
+	}
+	if (v[0] < k->min || v[1] > k->max || v[0] > v[1]) {
+		conf_setting_path(m, path, sizeof(path));
+		conf_diag_at(c, m, true, "'%s' must be [low, high] with %lld <= low <= high <= %lld",
+		             path, (long long)k->min, (long long)k->max);
+		return;
+	}
+	out[0] = (uint32_t)v[0];
+	out[1] = (uint32_t)v[1];
+}
+
 /* List of groups: each element is walked with k->sub and gets its conf_node header. */
 static void walk_list(struct conf_ctx *c, const struct conf_key *k, const config_setting_t *m,
                       struct conf_vec *out)
@@ -303,7 +340,13 @@ static void set_default(struct conf_ctx *c, const struct conf_key *k, void *fiel
 	case CONF_T_U32:
 	case CONF_T_U64:
 	case CONF_T_MS:
+	case CONF_T_FRAC:
 		store_number(k, field, k->def);
+		break;
+	case CONF_T_RANGE:
+		/* def packs the pair as low * 65536 + high */
+		((uint32_t *)field)[0] = (uint32_t)(k->def >> 16);
+		((uint32_t *)field)[1] = (uint32_t)(k->def & 0xffff);
 		break;
 	default:
 		/* strings, arrays and lists stay NULL / empty, as the raw struct was zeroed */
@@ -327,7 +370,11 @@ static void walk_value(struct conf_ctx *c, const struct conf_key *k, const confi
 		walk_int(c, k, m, field);
 		break;
 	case CONF_T_MS:
+	case CONF_T_FRAC:
 		walk_ms(c, k, m, field);
+		break;
+	case CONF_T_RANGE:
+		walk_range(c, k, m, field);
 		break;
 	case CONF_T_STR:
 	case CONF_T_PATH:

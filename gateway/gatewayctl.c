@@ -16,11 +16,15 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage:\n"
-	           "  gatewayctl check -c FILE            validate a configuration (as gatewayd -t)\n"
-	           "  gatewayctl inspect CERT.pem         print the identity the gateway derives\n"
-	           "  gatewayctl decide -c FILE --cert CERT.pem --method M --path P\n"
-	           "                                      normalise P and decide it for that certificate\n");
+	fprintf(f,
+	        "usage:\n"
+	        "  gatewayctl check -c FILE            validate a configuration (as gatewayd -t)\n"
+	        "  gatewayctl inspect CERT.pem         print the identity the gateway derives\n"
+	        "  gatewayctl decide -c FILE --cert CERT.pem --method M --path P\n"
+	        "                                      normalise P and decide it for that "
+	        "certificate\n"
+	        "  gatewayctl audit keygen|verify|query ...   the audit log (gatewayctl audit help)\n"
+	        "  gatewayctl pki init|issue|revoke|crl|list|inspect ...   a private CA (pki help)\n");
 }
 
 static int cmd_check(const char *path)
@@ -79,7 +83,8 @@ static int cmd_inspect(const char *file)
 		return 1;
 	const char *name = authn_cert_id_name(&id);
 	printf("%-12s %s\n", "identity", name ? name : "(none)");
-	printf("%-12s %s\n", "spiffe_id", id.spiffe_id ? id.spiffe_id : "(none: not a valid X509-SVID)");
+	printf("%-12s %s\n", "spiffe_id",
+	       id.spiffe_id ? id.spiffe_id : "(none: not a valid X509-SVID)");
 	printf("%-12s %s\n", "cn", id.cn ? id.cn : "(none)");
 	printf("%-12s %s\n", "subject", id.subject ? id.subject : "");
 	printf("%-12s %s\n", "issuer", id.issuer ? id.issuer : "");
@@ -107,7 +112,8 @@ static int cmd_decide(const char *conf, const char *cert, const char *method, co
 		goto out;
 	char norm[8192];
 	size_t nlen;
-	enum policy_path_status ps = policy_path_normalize(path, strlen(path), norm, sizeof(norm), &nlen);
+	enum policy_path_status ps =
+	    policy_path_normalize(path, strlen(path), norm, sizeof(norm), &nlen);
 	if (ps != POLICY_PATH_OK) {
 		printf("path      %s\nresult    400 (%s)\n", path, policy_path_status_str(ps));
 		rc = 0;
@@ -124,7 +130,8 @@ static int cmd_decide(const char *conf, const char *cert, const char *method, co
 	       cfg->clusters[route->cluster].name);
 	struct authn_principal who = {.cert = &id};
 	struct policy_decision dec;
-	policy_decide(cfg->policy, &who, policy_method_bit(method, strlen(method)), norm, nlen, &dec);
+	policy_decide(cfg->policy, &who, policy_method_bit(method, strlen(method)), norm, nlen,
+	              &dec);
 	int line = 0;
 	const char *file = policy_rule_file(dec.rule, &line);
 	printf("decision  %s\n", dec.effect == POLICY_ALLOW ? "allow" : "deny");
@@ -139,12 +146,22 @@ out:
 	return rc;
 }
 
+int ctl_audit_main(int argc, char **argv); /* ctl_audit.c: `gatewayctl audit ...` */
+int ctl_pki_main(int argc, char **argv);   /* ctl_pki.c: `gatewayctl pki ...` */
+int ctl_apikey_main(int argc, char **argv); /* ctl_apikey.c: `gatewayctl apikey ...` */
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
 	}
+	if (strcmp(argv[1], "audit") == 0)
+		return ctl_audit_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "pki") == 0)
+		return ctl_pki_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "apikey") == 0)
+		return ctl_apikey_main(argc - 1, argv + 1);
 	const char *conf = NULL, *cert = NULL, *method = "GET", *path = NULL;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -18,22 +19,22 @@ static const struct {
 	int status;
 	const char *token;
 } reasons[GW_REASON_MAX] = {
-	[GW_OK] = {200, "ok"},
-	[GW_TLS_HANDSHAKE] = {0, "tls_handshake_failed"},
-	[GW_BAD_REQUEST] = {400, "bad_request"},
-	[GW_MISDIRECTED] = {421, "misdirected_request"},
-	[GW_UNAUTHENTICATED] = {401, "unauthenticated"},
-	[GW_FORBIDDEN] = {403, "forbidden"},
-	[GW_NO_ROUTE] = {404, "no_route"},
-	[GW_TOO_LARGE] = {413, "body_too_large"},
-	[GW_HEADER_TIMEOUT] = {408, "request_timeout"},
-	[GW_UPSTREAM_TLS] = {502, "upstream_tls"},
-	[GW_UPSTREAM_PROTOCOL] = {502, "upstream_protocol"},
-	[GW_NO_BACKEND] = {503, "no_backend"},
-	[GW_UPSTREAM_TIMEOUT] = {504, "upstream_timeout"},
-	[GW_CLIENT_CLOSED] = {499, "client_closed"},
-	[GW_SHUTDOWN] = {503, "shutdown"},
-	[GW_INTERNAL] = {500, "internal_error"},
+    [GW_OK] = {200, "ok"},
+    [GW_TLS_HANDSHAKE] = {0, "tls_handshake_failed"},
+    [GW_BAD_REQUEST] = {400, "bad_request"},
+    [GW_MISDIRECTED] = {421, "misdirected_request"},
+    [GW_UNAUTHENTICATED] = {401, "unauthenticated"},
+    [GW_FORBIDDEN] = {403, "forbidden"},
+    [GW_NO_ROUTE] = {404, "no_route"},
+    [GW_TOO_LARGE] = {413, "body_too_large"},
+    [GW_HEADER_TIMEOUT] = {408, "request_timeout"},
+    [GW_UPSTREAM_TLS] = {502, "upstream_tls"},
+    [GW_UPSTREAM_PROTOCOL] = {502, "upstream_protocol"},
+    [GW_NO_BACKEND] = {503, "no_backend"},
+    [GW_UPSTREAM_TIMEOUT] = {504, "upstream_timeout"},
+    [GW_CLIENT_CLOSED] = {499, "client_closed"},
+    [GW_SHUTDOWN] = {503, "shutdown"},
+    [GW_INTERNAL] = {500, "internal_error"},
 };
 
 int gw_reason_status(enum gw_reason r)
@@ -49,18 +50,30 @@ const char *gw_reason_str(enum gw_reason r)
 static const char *status_text(int status)
 {
 	switch (status) {
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 421: return "Misdirected Request";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Error";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 408:
+		return "Request Timeout";
+	case 413:
+		return "Content Too Large";
+	case 421:
+		return "Misdirected Request";
+	case 500:
+		return "Internal Server Error";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Error";
 	}
 }
 
@@ -69,14 +82,16 @@ static void req_send_error(struct gw_req *r, int status, enum gw_reason why, con
 {
 	struct gw_conn *c = r->c;
 	char body[256], head[512];
-	int bl = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"reason\":\"%s\",\"request_id\":\"%s\"}\n",
+	int bl = snprintf(body, sizeof(body),
+	                  "{\"error\":\"%s\",\"reason\":\"%s\",\"request_id\":\"%s\"}\n",
 	                  gw_reason_str(why), detail ? detail : gw_reason_str(why), r->id);
-	int hl = snprintf(head, sizeof(head),
-	                  "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-	                  "X-Request-Id: %s\r\n%s%s\r\n",
-	                  status, status_text(status), bl, r->id,
-	                  status == 401 ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n" : "",
-	                  c->close_after ? "Connection: close\r\n" : "");
+	int hl =
+	    snprintf(head, sizeof(head),
+	             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+	             "X-Request-Id: %s\r\n%s%s\r\n",
+	             status, status_text(status), bl, r->id,
+	             status == 401 ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n" : "",
+	             c->close_after ? "Connection: close\r\n" : "");
 	gw_conn_write(c, head, (size_t)hl);
 	gw_conn_write(c, body, (size_t)bl);
 	r->bytes_out += (uint64_t)(hl + bl);
@@ -120,7 +135,8 @@ static const char *req_split_target(struct gw_req *r, const char **path, size_t 
 			al++;
 		const char *hv;
 		size_t hl;
-		if (!gw_head_find(h, "host", &hv, &hl) || hl != al || strncasecmp(hv, auth, al) != 0)
+		if (!gw_head_find(h, "host", &hv, &hl) || hl != al ||
+		    strncasecmp(hv, auth, al) != 0)
 			return "foreign_absolute_target";
 		t = auth + al;
 		tl -= skip + al;
@@ -175,8 +191,10 @@ static int req_build_upstream_head(struct gw_req *r, const char *fwd, size_t fwd
 	for (uint32_t i = 0; i < h->n_hdrs; i++) {
 		const struct gw_hdr *hd = &h->hdrs[i];
 		const char *name = h->buf + hd->name_off;
+		/* The API key was consumed here; it is a secret the backend does not need. */
 		if (gw_header_is_hop_by_hop(name, hd->name_len, h) ||
-		    gw_header_is_identity(name, hd->name_len))
+		    gw_header_is_identity(name, hd->name_len) ||
+		    (hd->name_len == 9 && strncasecmp(name, "x-api-key", 9) == 0))
 			continue;
 		evbuffer_add(b, name, hd->name_len);
 		evbuffer_add(b, ": ", 2);
@@ -192,6 +210,16 @@ static int req_build_upstream_head(struct gw_req *r, const char *fwd, size_t fwd
 	if (c->cert.sha256_hex[0])
 		add_hdr(b, "X-Client-Cert-Sha256", c->cert.sha256_hex);
 	add_hdr(b, "X-Client-Cert-Serial", c->cert.serial_hex);
+	if (r->has_token) {
+		add_hdr(b, "X-Client-Token-Issuer", r->token.iss);
+		add_hdr(b, "X-Client-Token-Subject", r->token.sub);
+		if (r->token.n_scopes) {
+			evbuffer_add_printf(b, "X-Client-Token-Scopes: ");
+			for (size_t i = 0; i < r->token.n_scopes; i++)
+				evbuffer_add_printf(b, "%s%s", i ? " " : "", r->token.scopes[i]);
+			evbuffer_add(b, "\r\n", 2);
+		}
+	}
 	if (h->chunked) {
 		r->body_chunked = true;
 		evbuffer_add_printf(b, "Transfer-Encoding: chunked\r\n");
@@ -205,6 +233,78 @@ static bool method_idempotent(uint8_t m)
 {
 	return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_PUT || m == HTTP_DELETE ||
 	       m == HTTP_OPTIONS || m == HTTP_TRACE;
+}
+
+/* 401 with the reason; the credential itself is never echoed or logged. */
+static int req_unauthenticated(struct gw_req *r, enum authn_status st)
+{
+	gw_req_finish(r, 401, GW_UNAUTHENTICATED, authn_status_str(st));
+	return -1;
+}
+
+/* The bearer token of "Authorization: Bearer <token>", or NULL for another scheme. */
+static const char *bearer_token(const char *v, size_t vl, size_t *tl)
+{
+	while (vl && (*v == ' ' || *v == '\t')) {
+		v++;
+		vl--;
+	}
+	if (vl < 7 || strncasecmp(v, "bearer ", 7) != 0)
+		return NULL;
+	v += 7;
+	vl -= 7;
+	while (vl && *v == ' ') {
+		v++;
+		vl--;
+	}
+	while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+		vl--;
+	*tl = vl;
+	return v;
+}
+
+/*
+ * Verifies the credentials presented beside the certificate and enforces what the route
+ * needs. A token or API key that is presented is always verified, on every route: an
+ * invalid one is refused, never ignored (fail closed). 0 to proceed, else answered 401.
+ */
+static int req_credentials(struct gw_req *r)
+{
+	struct gw_conn *c = r->c;
+	const struct gw_head *h = &c->ps.head;
+	const struct conf_snapshot *cfg = r->gen->cfg;
+	enum policy_need need = r->route->need;
+	const char *v, *tok = NULL;
+	size_t vl, tl = 0;
+	unsigned n_auth = gw_head_find(h, "authorization", &v, &vl);
+	if (n_auth > 1)
+		return req_unauthenticated(r, AUTHN_MALFORMED);
+	if (n_auth == 1)
+		tok = bearer_token(v, vl, &tl);
+	if (tok) {
+		enum authn_status st = authn_token_check(
+		    cfg->keys, c->w->authn_cache, tok, tl, time(NULL), &c->cert,
+		    need == POLICY_NEED_CERT_BOUND_TOKEN, &r->token);
+		if (st != AUTHN_OK)
+			return req_unauthenticated(r, st);
+		r->has_token = true;
+	}
+	unsigned n_key = gw_head_find(h, "x-api-key", &v, &vl);
+	if (n_key > 1)
+		return req_unauthenticated(r, AUTHN_MALFORMED);
+	if (n_key == 1) {
+		if (r->has_token)
+			return req_unauthenticated(r, AUTHN_MALFORMED); /* one credential, not two */
+		enum authn_status st = authn_apikey_verify(cfg->keys, v, vl, &r->token);
+		if (st != AUTHN_OK)
+			return req_unauthenticated(r, st);
+		r->has_token = true;
+	}
+	bool need_token = need == POLICY_NEED_CERT_TOKEN || need == POLICY_NEED_CERT_BOUND_TOKEN;
+	if ((need_token && (!r->has_token || r->token.kind != AUTHN_CRED_JWT)) ||
+	    (need == POLICY_NEED_CERT_APIKEY && (!r->has_token || r->token.kind != AUTHN_CRED_APIKEY)))
+		return req_unauthenticated(r, AUTHN_NO_CREDENTIAL);
+	return 0;
 }
 
 /* Authorises the request and builds what goes upstream; 0 to proceed, else answered. */
@@ -251,12 +351,18 @@ static int req_authorise(struct gw_req *r)
 		gw_req_finish(r, 413, GW_TOO_LARGE, "content_length_over_limit");
 		return -1;
 	}
-	struct authn_principal who = {.cert = &c->cert};
-	policy_decide(cfg->policy, &who, policy_method_bit(llhttp_method_name(h->method),
-	                                                   strlen(llhttp_method_name(h->method))),
-	              r->path, r->path_len, &r->decision);
+	if (req_credentials(r) != 0)
+		return -1;
+	struct authn_principal who = {.cert = &c->cert, .has_token = r->has_token};
+	if (r->has_token)
+		who.token = r->token; /* shallow: r keeps ownership */
+	policy_decide(
+	    cfg->policy, &who,
+	    policy_method_bit(llhttp_method_name(h->method), strlen(llhttp_method_name(h->method))),
+	    r->path, r->path_len, &r->decision);
 	if (r->decision.effect != POLICY_ALLOW) {
-		gw_req_finish(r, 403, GW_FORBIDDEN, r->decision.rule ? "policy_deny_rule" : "policy_no_allow");
+		gw_req_finish(r, 403, GW_FORBIDDEN,
+		              r->decision.rule ? "policy_deny_rule" : "policy_no_allow");
 		return -1;
 	}
 	return 0;
@@ -276,7 +382,8 @@ void gw_req_on_head(struct gw_req *r)
 	int trust = gw_conn_recheck(c, r->gen);
 	if (trust != PKI_OK) {
 		c->close_after = true;
-		gw_log(GW_LOG_INFO, "connection from %s:%u: certificate no longer trusted after reload: %s",
+		gw_log(GW_LOG_INFO,
+		       "connection from %s:%u: certificate no longer trusted after reload: %s",
 		       c->peer, c->peer_port, pki_reason_str(trust));
 		gw_req_finish(r, 403, GW_FORBIDDEN, pki_reason_str(trust));
 		return;
@@ -307,8 +414,9 @@ void gw_req_on_head(struct gw_req *r)
 	 * unauthorised client never gets to send its body. */
 	const char *ev;
 	size_t el;
-	if (gw_head_find(h, "expect", &ev, &el) && el == 12 && strncasecmp(ev, "100-continue", 12) == 0 &&
-	    h->http_minor == 1 && (h->chunked || h->clen > 0))
+	if (gw_head_find(h, "expect", &ev, &el) && el == 12 &&
+	    strncasecmp(ev, "100-continue", 12) == 0 && h->http_minor == 1 &&
+	    (h->chunked || h->clen > 0))
 		gw_conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	r->resp_head_req = h->method == HTTP_HEAD;
 	gw_upstream_start(r);
@@ -318,8 +426,8 @@ void gw_req_on_head(struct gw_req *r)
 void gw_req_write_upstream(struct gw_req *r, const void *data, size_t len)
 {
 	struct evbuffer *dst = (r->up && r->up->state == GW_UP_ACTIVE)
-	                               ? bufferevent_get_output(r->up->bev)
-	                               : r->pending;
+	                           ? bufferevent_get_output(r->up->bev)
+	                           : r->pending;
 	evbuffer_add(dst, data, len);
 	/* Only small requests are replayable after a failed attempt; big bodies stream. */
 	if (r->replay_ok) {
@@ -375,16 +483,13 @@ static void rfc3339(uint64_t us, char *out, size_t cap)
 	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(us % 1000000u));
 }
 
+/* Hands the record to the audit writer, which seals it into the chain (audit.c). */
 static void audit_emit(json_t *o)
 {
 	char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 	json_decref(o);
-	if (!s)
-		return;
-	size_t len = strlen(s);
-	s[len] = '\n'; /* json_dumps leaves room: overwrite the NUL, write len + 1 */
-	gw_audit_line(s, len + 1);
-	free(s);
+	if (s)
+		gw_audit_submit(s, strlen(s));
 }
 
 static json_t *audit_base(const struct gw_conn *c, const char *type)
@@ -397,12 +502,16 @@ static json_t *audit_base(const struct gw_conn *c, const char *type)
 
 void gw_audit_handshake(struct gw_conn *c, const char *reason)
 {
+	gw_metrics_handshake_failed(c->w, reason);
+	if (!gw_audit_enabled())
+		return;
 	json_t *o = audit_base(c, "handshake");
 	if (!o)
 		return;
 	json_object_set_new(o, "decision", json_string("deny"));
 	json_object_set_new(o, "reason", json_string(reason));
-	json_object_set_new(o, "handshake_us", json_integer((json_int_t)(gw_now_us() - c->t_accept)));
+	json_object_set_new(o, "handshake_us",
+	                    json_integer((json_int_t)(gw_now_us() - c->t_accept)));
 	audit_emit(o);
 }
 
@@ -416,43 +525,68 @@ static void audit_request(const struct gw_req *r)
 {
 	const struct gw_conn *c = r->c;
 	const struct gw_head *h = &c->ps.head;
+	if (!gw_audit_enabled())
+		return;
 	json_t *o = audit_base(c, "request");
 	if (!o)
 		return;
 	json_object_set_new(o, "request_id", json_string(r->id));
-	json_object_set_new(o, "tls", json_pack("{s:s, s:s, s:o}", "version", SSL_get_version(c->ssl),
-	                                        "cipher", SSL_get_cipher_name(c->ssl), "sni",
-	                                        c->sni[0] ? json_string(c->sni) : json_null()));
-	json_object_set_new(o, "cert", json_pack("{s:o, s:o, s:s, s:o, s:o}", "spiffe_id",
-	                                         jstr_or_null(c->cert.spiffe_id), "cn",
-	                                         jstr_or_null(c->cert.cn), "sha256", c->cert.sha256_hex,
-	                                         "serial", jstr_or_null(c->cert.serial_hex),
-	                                         "issuer", jstr_or_null(c->cert.issuer)));
+	json_object_set_new(o, "identity", jstr_or_null(authn_cert_id_name(&c->cert)));
+	json_object_set_new(o, "tls",
+	                    json_pack("{s:s, s:s, s:o}", "version", SSL_get_version(c->ssl),
+	                              "cipher", SSL_get_cipher_name(c->ssl), "sni",
+	                              c->sni[0] ? json_string(c->sni) : json_null()));
+	json_object_set_new(
+	    o, "cert",
+	    json_pack("{s:o, s:o, s:s, s:o, s:o}", "spiffe_id", jstr_or_null(c->cert.spiffe_id),
+	              "cn", jstr_or_null(c->cert.cn), "sha256", c->cert.sha256_hex, "serial",
+	              jstr_or_null(c->cert.serial_hex), "issuer", jstr_or_null(c->cert.issuer)));
+	if (r->has_token) {
+		json_t *sc = json_array();
+		for (size_t i = 0; i < r->token.n_scopes; i++)
+			json_array_append_new(sc, json_string(r->token.scopes[i]));
+		json_object_set_new(o, "token", json_pack("{s:s, s:o, s:o, s:o, s:o}", "kind",
+		                                          r->token.kind == AUTHN_CRED_APIKEY ? "api_key" : "jwt",
+		                                          "issuer", jstr_or_null(r->token.iss), "subject",
+		                                          jstr_or_null(r->token.sub), "jti",
+		                                          jstr_or_null(r->token.jti), "scopes", sc));
+	}
 	if (h->method || r->t_head)
 		json_object_set_new(o, "method", json_string(llhttp_method_name(h->method)));
 	json_object_set_new(o, "path", r->path ? json_stringn(r->path, r->path_len) : json_null());
-	/* The raw target too, for refused requests: bounded, and dropped by jansson if it
-	 * is not valid UTF-8 (it then stays out of the record rather than breaking it). */
-	if (!r->path && h->url_len)
-		json_object_set_new(o, "target", json_stringn(h->buf + h->url_off, h->url_len > 512 ? 512 : h->url_len));
+	/* The raw target too, for refused requests: bounded, without its query (which may
+	 * carry a credential), and dropped by jansson if it is not valid UTF-8 (it then stays
+	 * out of the record rather than breaking it). */
+	if (!r->path && h->url_len) {
+		const char *t = h->buf + h->url_off, *q = memchr(t, '?', h->url_len);
+		size_t tl = q ? (size_t)(q - t) : h->url_len;
+		json_object_set_new(o, "target", json_stringn(t, tl > 512 ? 512 : tl));
+	}
 	json_object_set_new(o, "route", r->route ? json_string(r->route->prefix) : json_null());
-	json_object_set_new(o, "decision", json_string(r->decision.effect == POLICY_ALLOW ? "allow" : "deny"));
-	json_object_set_new(o, "reason", json_string(r->detail ? r->detail : gw_reason_str(r->reason)));
+	json_object_set_new(o, "decision",
+	                    json_string(r->decision.effect == POLICY_ALLOW ? "allow" : "deny"));
+	json_object_set_new(o, "reason",
+	                    json_string(r->detail ? r->detail : gw_reason_str(r->reason)));
 	int line = 0;
 	const char *file = policy_rule_file(r->decision.rule, &line);
 	json_object_set_new(o, "rule", file ? json_sprintf("%s:%d", file, line) : json_null());
 	const struct conf_snapshot *cfg = r->gen->cfg;
 	if (r->cluster >= 0 && r->server >= 0)
-		json_object_set_new(o, "upstream", json_string(cfg->clusters[r->cluster].servers[r->server].address));
+		json_object_set_new(
+		    o, "upstream",
+		    json_string(cfg->clusters[r->cluster].servers[r->server].address));
 	json_object_set_new(o, "attempts", json_integer(r->attempts));
 	json_object_set_new(o, "status", json_integer(r->status));
 	json_object_set_new(o, "bytes_in", json_integer((json_int_t)r->bytes_in));
 	json_object_set_new(o, "bytes_out", json_integer((json_int_t)r->bytes_out));
 	uint64_t now = gw_now_us();
-	json_object_set_new(o, "duration_us", json_pack("{s:I, s:I, s:I}", "handshake",
-	                                                (json_int_t)c->handshake_us, "upstream",
-	                                                (json_int_t)(r->t_up ? now - r->t_up : 0), "total",
-	                                                (json_int_t)(now - r->t_start)));
+	/* policy: head complete to upstream start (or to the answer): normalise, route, decide. */
+	uint64_t policy = r->t_head ? (r->t_up ? r->t_up : now) - r->t_head : 0;
+	json_object_set_new(o, "duration_us",
+	                    json_pack("{s:I, s:I, s:I, s:I}", "handshake", (json_int_t)c->handshake_us,
+	                              "policy", (json_int_t)policy, "upstream",
+	                              (json_int_t)(r->t_up ? now - r->t_up : 0), "total",
+	                              (json_int_t)(now - r->t_start)));
 	audit_emit(o);
 }
 
@@ -478,14 +612,18 @@ void gw_req_finish(struct gw_req *r, int status, enum gw_reason why, const char 
 		if (!r->resp_started && status >= 400)
 			req_send_error(r, status, why, detail);
 		else
-			c->close_after = true; /* a response was cut short: the client must see EOF */
+			c->close_after =
+			    true; /* a response was cut short: the client must see EOF */
 	}
 	if (why != GW_OK)
 		gw_log(GW_LOG_INFO, "request %s from %s:%u: %d %s", r->id, c->peer, c->peer_port,
 		       r->status, detail ? detail : gw_reason_str(why));
 	/* A connection that closed after a stray CRLF sent no request: nothing to audit. */
-	if (!(why == GW_CLIENT_CLOSED && !r->t_head && r->bytes_in <= 2))
+	if (!(why == GW_CLIENT_CLOSED && !r->t_head && r->bytes_in <= 2)) {
 		audit_request(r);
+		gw_metrics_request(c->w, r);
+	}
+	gw_upstream_req_done(r);
 	if (r->up)
 		gw_upstream_release(r->up, false);
 	if (r->pending)
@@ -493,6 +631,7 @@ void gw_req_finish(struct gw_req *r, int status, enum gw_reason why, const char 
 	if (r->replay)
 		evbuffer_free(r->replay);
 	free(r->path);
+	authn_token_id_clear(&r->token);
 	gw_gen_unref(r->gen);
 	c->req = NULL;
 	c->ps.ud = NULL;

@@ -107,9 +107,14 @@ static int worker_init(struct gw_main *m, struct gw_worker *w, unsigned id)
 	w->main = m;
 	w->gen = gw_gen_ref(m->gen);
 	TAILQ_INIT(&w->conns);
+	if (!(w->metrics = gw_metrics_new()))
+		return -1;
 	pthread_mutex_init(&w->lock, NULL);
 	w->base = event_base_new();
 	if (!w->base)
+		return -1;
+	w->authn_cache = authn_cache_new(0);
+	if (!w->authn_cache)
 		return -1;
 	w->ev_gen = event_new(w->base, -1, 0, gen_cb, w);
 	w->ev_stop = event_new(w->base, -1, 0, stop_cb, w);
@@ -121,8 +126,8 @@ static int worker_init(struct gw_main *m, struct gw_worker *w, unsigned id)
 	for (size_t i = 0; i < m->n_listen; i++) {
 		ctx[i].w = w;
 		ctx[i].idx = (unsigned)i;
-		w->listeners[i] = evconnlistener_new(w->base, accept_cb, &ctx[i], LEV_OPT_CLOSE_ON_FREE,
-		                                     -1, m->listen_fds[i][id]);
+		w->listeners[i] = evconnlistener_new(
+		    w->base, accept_cb, &ctx[i], LEV_OPT_CLOSE_ON_FREE, -1, m->listen_fds[i][id]);
 		if (!w->listeners[i])
 			return -1;
 		m->listen_fds[i][id] = -1; /* owned by the listener now */
@@ -175,11 +180,13 @@ void gw_workers_stop(struct gw_main *m)
 			evconnlistener_free(w->listeners[j]);
 		free(w->listeners);
 		free(w->lis_ctx);
+		gw_metrics_free(w->metrics);
 		event_free(w->ev_gen);
 		event_free(w->ev_stop);
 		gw_gen_unref(w->next);
 		gw_gen_unref(w->gen);
 		event_base_free(w->base);
+		authn_cache_free(w->authn_cache);
 		pthread_mutex_destroy(&w->lock);
 	}
 	free(m->workers);

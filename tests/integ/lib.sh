@@ -169,8 +169,11 @@ write_config() {
 	local file=$1
 	local routes=${ROUTES:-'{ prefix = "/"; cluster = "app"; }'}
 	local servers=${SERVERS:-"{ address = \"127.0.0.1:$BPORT_b1\"; name = \"backend.test\"; }"}
+	# CI runs as root: the gateway refuses that unless told (RUN_AS overrides, e.g. user =).
 	cat >"$file" <<EOF
 workers = ${WORKERS:-2};
+${EXTRA_TOP:-}
+${RUN_AS:-allow_root = true;}
 audit = { path = "$T/audit.log"; };
 listeners = (
   {
