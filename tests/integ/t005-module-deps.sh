@@ -42,7 +42,6 @@ conf/load.c|#include "gw.h"
 conf/build.c|#include <event2/buffer.h>
 gateway/proxy.c|#include "policy_int.h"
 gateway/main.c|#include "../conf/conf.h"
-tests/unit/test_policy_path.c|#include "policy_int.h"
 conf/walk.c|#include "pki_int.h"
 EOF
 
@@ -54,6 +53,7 @@ while IFS='|' read -r file inc; do
 done <<'EOF'
 policy/path.c|#include "authn.h"
 policy/path.c|#include "policy_int.h"
+tests/unit/test_policy_path.c|#include "policy_int.h"
 authn/cert_id.c|#include "pki.h"
 pki/store.c|#include <pthread.h>
 pki/store.c|#include "pki_int.h"
