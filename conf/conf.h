@@ -175,6 +175,51 @@ bool conf_listeners_equal(const struct conf_snapshot *a, const struct conf_snaps
 /* Parses "host:port" / "[v6]:port" (numeric host only). Returns 0 or -1. */
 int conf_parse_address(const char *s, struct sockaddr_storage *out, socklen_t *outlen);
 
+/* ---- JWKS fetched over HTTPS (issuers[].jwks_url; added with the JWKS fetcher) ---- */
+
+/* The parts of an https:// URL; host is as written (an IPv6 literal keeps its brackets). */
+struct conf_https_url {
+	char host[256];
+	unsigned port;    /* 443 when absent */
+	const char *path; /* into the parsed string: "/..." ("" when absent: means "/") */
+};
+
+/*
+ * Parses "https://host[:port][/path]": a DNS name, IPv4 or [IPv6] host, no user info, no
+ * fragment, no spaces or control characters. Returns 0, or -1 with a predicate in err
+ * ("must be ..."). Pure.
+ */
+int conf_https_url_parse(const char *url, struct conf_https_url *out, char *err, size_t errlen);
+
+/* One issuer whose JWKS the gateway fetches, as configured; all strings borrowed. */
+struct conf_jwks_source {
+	const char *name;    /* the issuer's name */
+	const char *issuer;  /* its "iss" */
+	const char *url;     /* jwks_url, valid for conf_https_url_parse */
+	const char *ca_file; /* jwks_ca, resolved: verifies the identity provider */
+	const char *address; /* jwks_address (numeric host:port to connect to), or NULL */
+	uint32_t refresh_ms, min_refetch_ms, timeout_ms;
+	const char *file; /* where the issuer was configured */
+	int line;
+};
+
+/*
+ * Where conf_load finds fetched JWKS text. begin runs once at the start of every load that
+ * builds issuers; source once for each jwks_url issuer of that load, and returns the latest
+ * good JWKS text fetched from src->url (valid until the load returns) and its length, or
+ * NULL when there is none yet: the issuer is then built without JWKS keys (left out of the
+ * key set unless it has an HMAC secret, so its tokens are refused with bad_issuer).
+ */
+struct conf_jwks_cache {
+	void (*begin)(void *arg);
+	const char *(*source)(void *arg, const struct conf_jwks_source *src, size_t *len);
+	void *arg;
+};
+
+/* Installs the cache every later load consults (copied; NULL = none). Process-wide: set it
+ * on the thread that loads configurations, before loading. */
+void conf_jwks_cache_set(const struct conf_jwks_cache *cache);
+
 /* The embedded default configuration (conf/default.conf), NUL-terminated. */
 extern const char conf_default_text[];
 

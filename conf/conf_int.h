@@ -168,6 +168,10 @@ struct conf_raw_issuer {
 	const char *name, *issuer, *audience, *hmac_kid, *scope_claim;
 	char *jwks, *hmac_secret;
 	uint32_t leeway, max_token;
+	/* Or a JWKS fetched over HTTPS by the gateway (conf_jwks_cache_set): */
+	const char *jwks_url, *jwks_address;
+	char *jwks_ca;
+	uint32_t jwks_refresh, jwks_min_refetch, jwks_timeout; /* ms */
 };
 
 struct conf_raw_api_keys {

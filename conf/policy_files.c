@@ -274,7 +274,8 @@ void conf_policy_files_specs(struct conf_ctx *c, struct conf_policy_set *set,
 			    group_spec(c, &g[j], set, &used, &set->groups[set->n_groups]) == 0)
 				set->n_groups++;
 		for (size_t j = 0; j < set->raws[i].rules.n; j++)
-			if (!r[j].node.bad && conf_rule_spec(c, &r[j], raw, &rules[spec->n_rules]) == 0)
+			if (!r[j].node.bad &&
+			    conf_rule_spec(c, &r[j], raw, &rules[spec->n_rules]) == 0)
 				spec->n_rules++;
 		ctx_leave(c, &sv);
 	}

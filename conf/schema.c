@@ -233,6 +233,14 @@ static const struct conf_key route_keys[] = {
     K_END,
 };
 
+/* An https:// URL the gateway can fetch a JWKS from (conf_https_url_parse). */
+static int check_jwks_url(const char *v, char *err, size_t errlen)
+{
+	struct conf_https_url u;
+
+	return conf_https_url_parse(v, &u, err, errlen);
+}
+
 /* Token issuers and API keys; files are checked by authn when the snapshot is built. */
 static const struct conf_key issuer_keys[] = {
     K_STR(conf_raw_issuer, name, true, NULL),
@@ -244,6 +252,12 @@ static const struct conf_key issuer_keys[] = {
     K_STR(conf_raw_issuer, scope_claim, false, NULL),
     K_NUM(conf_raw_issuer, leeway, CONF_T_U32, 0, 3600, AUTHN_LEEWAY_DEFAULT),
     K_NUM(conf_raw_issuer, max_token, CONF_T_U32, 512, 65536, AUTHN_MAX_TOKEN_DEFAULT),
+    K_STR(conf_raw_issuer, jwks_url, false, check_jwks_url),
+    K_PATH(conf_raw_issuer, jwks_ca, false),
+    K_STR(conf_raw_issuer, jwks_address, false, check_address),
+    K_NUM(conf_raw_issuer, jwks_refresh, CONF_T_MS, SEC(1), SEC(86400), SEC(300)),
+    K_NUM(conf_raw_issuer, jwks_min_refetch, CONF_T_MS, SEC(1), SEC(3600), SEC(10)),
+    K_NUM(conf_raw_issuer, jwks_timeout, CONF_T_MS, 100, SEC(60), SEC(5)),
     K_END,
 };
 
@@ -313,7 +327,7 @@ static const struct conf_key timeouts_keys[] = {
 static const struct conf_key audit_keys[] = {
     K_PATH(conf_raw_audit, path, false),
     K_STR(conf_raw_audit, mode, false, check_audit_mode),
-    K_NUM(conf_raw_audit, queue, CONF_T_U32, 16, 1 << 24, 65536),
+    K_NUM(conf_raw_audit, queue, CONF_T_U32, 1, 1 << 24, 65536),
     K_NUM(conf_raw_audit, fsync_batch, CONF_T_U32, 1, 1 << 20, 256),
     K_NUM(conf_raw_audit, fsync_interval, CONF_T_MS, 1, SEC(3600), 200),
     K_NUM(conf_raw_audit, checkpoint_records, CONF_T_U32, 1, 1 << 30, 1000),

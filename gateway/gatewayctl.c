@@ -24,7 +24,8 @@ static void usage(FILE *f)
 	        "                                      normalise P and decide it for that "
 	        "certificate\n"
 	        "  gatewayctl audit keygen|verify|query ...   the audit log (gatewayctl audit help)\n"
-	        "  gatewayctl pki init|issue|revoke|crl|list|inspect ...   a private CA (pki help)\n");
+	        "  gatewayctl pki init|issue|revoke|crl|list|inspect ...   a private CA (pki help)\n"
+	        "  gatewayctl policy check|explain|diff|grants ...   the policy (policy help)\n");
 }
 
 static int cmd_check(const char *path)
@@ -76,7 +77,8 @@ static void print_list(const char *label, char **v, size_t n)
 		printf("%-12s %s\n", label, v[i]);
 }
 
-static int cmd_inspect(const char *file)
+/* Also the identity part of `gatewayctl pki inspect` (ctl_pki.c). */
+int ctl_inspect(const char *file)
 {
 	struct authn_cert_id id = {0};
 	if (load_identity(file, &id) != 0)
@@ -149,6 +151,7 @@ out:
 int ctl_audit_main(int argc, char **argv); /* ctl_audit.c: `gatewayctl audit ...` */
 int ctl_pki_main(int argc, char **argv);   /* ctl_pki.c: `gatewayctl pki ...` */
 int ctl_apikey_main(int argc, char **argv); /* ctl_apikey.c: `gatewayctl apikey ...` */
+int ctl_policy_main(int argc, char **argv); /* ctl_policy.c: `gatewayctl policy ...` */
 
 int main(int argc, char **argv)
 {
@@ -162,6 +165,8 @@ int main(int argc, char **argv)
 		return ctl_pki_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "apikey") == 0)
 		return ctl_apikey_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "policy") == 0)
+		return ctl_policy_main(argc - 1, argv + 1);
 	const char *conf = NULL, *cert = NULL, *method = "GET", *path = NULL;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
@@ -182,7 +187,7 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "check") == 0 && conf)
 		return cmd_check(conf);
 	if (strcmp(argv[1], "inspect") == 0 && cert)
-		return cmd_inspect(cert);
+		return ctl_inspect(cert);
 	if (strcmp(argv[1], "decide") == 0 && conf && cert && path)
 		return cmd_decide(conf, cert, method, path);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {

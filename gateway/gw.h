@@ -262,6 +262,7 @@ struct gw_main {
 	struct gw_admin *admin;   /* owned: admin listener and its hooks (admin.c) */
 	uint64_t reloads_ok, reloads_failed; /* main thread only */
 	struct gw_watch *watch;              /* owned: file change poller (watch.c) */
+	struct gw_jwks *jwks;                /* owned: JWKS fetcher (jwks_fetch.c) */
 };
 
 /* ====================================================================== gen.c == */
@@ -387,6 +388,23 @@ struct gw_watch *gw_watch_new(struct gw_main *m, void (*reload)(struct gw_main *
 void gw_watch_free(struct gw_watch *w);
 /* sd_notify by hand: a state line ("READY=1") to $NOTIFY_SOCKET, if systemd gave one. */
 void gw_notify(const char *state);
+
+/* =============================================================== jwks_fetch.c == */
+/* JWKS of jwks_url issuers, fetched over HTTPS on the main thread (docs/config.md). */
+struct gw_jwks;
+/* Installs the conf hook, before the first load; reload is main.c's reload path, run
+ * when a fetch brought a new key set. NULL when out of memory. */
+struct gw_jwks *gw_jwks_new(struct gw_main *m, void (*reload)(struct gw_main *m));
+/* On m->base, before the workers: the first load's sources are fetched at once. 0 or -1. */
+int gw_jwks_start(struct gw_jwks *j);
+/* After a load whose generation was published: its jwks_url issuers are the ones served. */
+void gw_jwks_commit(struct gw_jwks *j);
+/* After the workers stopped; NULL-safe. */
+void gw_jwks_free(struct gw_jwks *j);
+/* Any thread: a token's issuer lacks its kid; asks for a rate-limited refetch. NULL-safe. */
+void gw_jwks_unknown_kid(struct gw_jwks *j, const char *token, size_t len);
+/* Pure: the unverified "iss" of a compact JWS into out. 0, or -1. */
+int gw_jwks_token_iss(const char *tok, size_t len, char *out, size_t outlen);
 
 /* =================================================================== worker.c == */
 int gw_workers_start(struct gw_main *m);

@@ -71,8 +71,9 @@ static int create_listeners(struct gw_main *m, const struct conf_snapshot *cfg)
 		for (unsigned w = 0; w < m->n_workers; w++) {
 			int fd = listen_socket(&ss, len);
 			if (fd < 0) {
-				gw_log(GW_LOG_ERR, "%s:%d: cannot listen on %s: %s", cfg->listeners[i].file,
-				       cfg->listeners[i].line, cfg->listeners[i].address, strerror(errno));
+				gw_log(GW_LOG_ERR, "%s:%d: cannot listen on %s: %s",
+				       cfg->listeners[i].file, cfg->listeners[i].line,
+				       cfg->listeners[i].address, strerror(errno));
 				return -1;
 			}
 			m->listen_fds[i][w] = fd;
@@ -110,6 +111,9 @@ static int write_ready_file(const struct gw_main *m)
 			fprintf(f, "listen [%s]:%u\n", host, port);
 		}
 	}
+	char admin[INET6_ADDRSTRLEN + 8];
+	if (gw_admin_address(m, admin, sizeof(admin)) == 0)
+		fprintf(f, "admin %s\n", admin);
 	fprintf(f, "pid %d\n", (int)getpid());
 	if (fclose(f) != 0)
 		return -1;
@@ -120,17 +124,21 @@ static int write_ready_file(const struct gw_main *m)
 static void reload(struct gw_main *m)
 {
 	struct conf_diags d = {0};
-	gw_log(GW_LOG_INFO, "reload: loading %s", m->conf_path ? m->conf_path : "<embedded default>");
+	gw_log(GW_LOG_INFO, "reload: loading %s",
+	       m->conf_path ? m->conf_path : "<embedded default>");
 	struct conf_snapshot *cfg = load_config(m->conf_path, &d);
 	for (size_t i = 0; i < d.n; i++)
 		gw_log(d.v[i].is_error ? GW_LOG_ERR : GW_LOG_WARN, "reload: %s", d.v[i].text);
 	conf_diags_clear(&d);
 	if (!cfg) {
-		gw_log(GW_LOG_ERR, "reload failed: keeping generation %llu", (unsigned long long)m->gen->number);
+		gw_log(GW_LOG_ERR, "reload failed: keeping generation %llu",
+		       (unsigned long long)m->gen->number);
 		return;
 	}
 	if (!conf_listeners_equal(cfg, m->gen->cfg)) {
-		gw_log(GW_LOG_ERR, "reload refused: listener addresses changed (restart needed); keeping generation %llu",
+		gw_log(GW_LOG_ERR,
+		       "reload refused: listener addresses changed (restart needed); keeping "
+		       "generation %llu",
 		       (unsigned long long)m->gen->number);
 		conf_snapshot_free(cfg);
 		return;
@@ -143,6 +151,9 @@ static void reload(struct gw_main *m)
 	gw_workers_publish(m, g);
 	gw_gen_unref(m->gen);
 	m->gen = g;
+	m->drain_ms = g->cfg->drain_ms;
+	gw_health_reload(m);
+	gw_jwks_commit(m->jwks);
 	gw_log(GW_LOG_INFO, "reload: generation %llu in service", (unsigned long long)g->number);
 }
 
@@ -160,11 +171,38 @@ static void ticket_rotate_cb(evutil_socket_t fd, short what, void *arg)
 			       m->gen->cfg->listeners[i].address);
 }
 
+/* SIGHUP and the file watcher: a reload, counted for the metrics. */
+static void reload_counted(struct gw_main *m)
+{
+	uint64_t before = m->gen->number; /* a failed reload keeps the generation */
+	reload(m);
+	if (m->gen->number != before)
+		m->reloads_ok++;
+	else
+		m->reloads_failed++;
+}
+
+/*
+ * A second TERM/INT while draining. The main loop no longer runs then (it is joining the
+ * workers), so this is a plain handler doing only async-signal-safe calls.
+ */
+static void exit_now(int sig)
+{
+	static const char msg[] = "gatewayd: second signal: exiting now\n";
+	ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)w;
+	_exit(1);
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct gw_main *m = arg;
 	if (sig == SIGHUP) {
-		reload(m);
+		reload_counted(m);
+		return;
+	}
+	if (sig == SIGUSR1) {
+		gw_audit_reopen(); /* logrotate has moved the audit file */
 		return;
 	}
 	if (m->stopping) {
@@ -172,8 +210,22 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		_exit(1);
 	}
 	m->stopping = true;
+	struct sigaction sa = {.sa_handler = exit_now};
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	gw_notify("STOPPING=1");
 	gw_log(GW_LOG_INFO, "signal %d: draining (up to %u ms)", (int)sig, m->drain_ms);
 	event_base_loopexit(m->base, NULL);
+}
+
+/* The audit writer runs from before the first connection until after the last record. */
+static int start_audit(const struct conf_snapshot *cfg)
+{
+	char err[512];
+	if (gw_audit_start(cfg->audit_path, &cfg->audit, err, sizeof(err)) == 0)
+		return 0;
+	gw_log(GW_LOG_ERR, "audit: %s", err);
+	return -1;
 }
 
 static int check_only(const char *path)
@@ -185,7 +237,8 @@ static int check_only(const char *path)
 	conf_diags_clear(&d);
 	conf_snapshot_free(cfg);
 	if (errors || !cfg) {
-		fprintf(stderr, "%s: configuration has %zu error(s)\n", path ? path : "<embedded default>", errors);
+		fprintf(stderr, "%s: configuration has %zu error(s)\n",
+		        path ? path : "<embedded default>", errors);
 		return 1;
 	}
 	printf("%s: configuration OK\n", path ? path : "<embedded default>");
@@ -203,13 +256,27 @@ int main(int argc, char **argv)
 	int ch;
 	while ((ch = getopt_long(argc, argv, "c:tw:vh", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'c': m.conf_path = optarg; break;
-		case 't': test = true; break;
-		case 'w': workers = atoi(optarg); break;
-		case 'r': m.ready_file = optarg; break;
-		case 'v': gw_log_set_level(GW_LOG_DEBUG); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'c':
+			m.conf_path = optarg;
+			break;
+		case 't':
+			test = true;
+			break;
+		case 'w':
+			workers = atoi(optarg);
+			break;
+		case 'r':
+			m.ready_file = optarg;
+			break;
+		case 'v':
+			gw_log_set_level(GW_LOG_DEBUG);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (test)
@@ -217,6 +284,10 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
+	/* Before the first load: jwks_url issuers take their keys from the fetcher's cache. */
+	m.jwks = gw_jwks_new(&m, reload);
+	if (!m.jwks)
+		return 1;
 	struct conf_diags d = {0};
 	struct conf_snapshot *cfg = load_config(m.conf_path, &d);
 	conf_diags_print(&d, stderr);
@@ -233,14 +304,20 @@ int main(int argc, char **argv)
 		m.n_workers = n > 0 ? (unsigned)n : 1;
 	}
 	m.gen = gw_gen_new(cfg, ++m.gen_seq);
-	if (!m.gen || gw_audit_open(cfg->audit_path) != 0 || create_listeners(&m, cfg) != 0)
+	if (!m.gen || start_audit(cfg) != 0 || create_listeners(&m, cfg) != 0)
 		return 1;
 	m.base = event_base_new();
-	if (!m.base || gw_workers_start(&m) != 0)
+	if (!m.base || gw_jwks_start(m.jwks) != 0 || gw_workers_start(&m) != 0 ||
+	    gw_admin_start(&m) != 0 || gw_health_start(&m) != 0)
 		return 1;
-	struct event *sigs[3];
-	int signums[3] = {SIGHUP, SIGTERM, SIGINT};
-	for (int i = 0; i < 3; i++) {
+	/* Everything that may need root (ports, keys, audit file) is open: drop it now. */
+	if (gw_privs_drop(cfg) != 0)
+		return 1;
+	m.drain_ms = cfg->drain_ms;
+	m.watch = gw_watch_new(&m, reload_counted);
+	struct event *sigs[4];
+	int signums[4] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
+	for (int i = 0; i < 4; i++) {
 		sigs[i] = evsignal_new(m.base, signums[i], signal_cb, &m);
 		evsignal_add(sigs[i], NULL);
 	}
@@ -249,13 +326,20 @@ int main(int argc, char **argv)
 	event_add(rot, &hour);
 	if (m.ready_file && write_ready_file(&m) != 0)
 		gw_log(GW_LOG_ERR, "cannot write ready file %s: %s", m.ready_file, strerror(errno));
-	gw_log(GW_LOG_INFO, "serving with %u workers, %zu listener(s), generation 1", m.n_workers, m.n_listen);
+	gw_notify("READY=1");
+	gw_log(GW_LOG_INFO, "serving with %u workers, %zu listener(s), generation 1", m.n_workers,
+	       m.n_listen);
 	event_base_dispatch(m.base);
 
 	gw_workers_stop(&m);
-	for (int i = 0; i < 3; i++)
+	gw_health_stop(&m);
+	gw_jwks_free(m.jwks);
+	m.jwks = NULL;
+	for (int i = 0; i < 4; i++)
 		event_free(sigs[i]);
 	event_free(rot);
+	gw_watch_free(m.watch);
+	gw_admin_free(&m);
 	event_base_free(m.base);
 	for (size_t i = 0; i < m.n_listen; i++)
 		free(m.listen_fds[i]);

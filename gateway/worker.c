@@ -62,8 +62,13 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 	if (w->draining)
 		return;
 	w->draining = true;
-	for (size_t i = 0; i < w->n_listeners; i++)
-		evconnlistener_disable(w->listeners[i]);
+	/* Close the listening sockets, not just stop watching them: with SO_REUSEPORT the
+	 * kernel would go on completing handshakes into this socket's backlog, and those
+	 * clients would hang until exit instead of being refused (or served by a peer). */
+	for (size_t i = 0; i < w->n_listeners; i++) {
+		evconnlistener_free(w->listeners[i]);
+		w->listeners[i] = NULL;
+	}
 	gw_conn_close_idle(w);
 	struct gw_drain *d = calloc(1, sizeof(*d));
 	if (!d) {
@@ -177,7 +182,8 @@ void gw_workers_stop(struct gw_main *m)
 		struct gw_worker *w = &m->workers[i];
 		pthread_join(w->thread, NULL);
 		for (size_t j = 0; j < w->n_listeners; j++)
-			evconnlistener_free(w->listeners[j]);
+			if (w->listeners[j])
+				evconnlistener_free(w->listeners[j]);
 		free(w->listeners);
 		free(w->lis_ctx);
 		gw_metrics_free(w->metrics);

@@ -134,6 +134,8 @@ int pki_verify_cb(int preverify_ok, X509_STORE_CTX *xctx)
 	SSL *ssl = X509_STORE_CTX_get_ex_data(xctx, SSL_get_ex_data_X509_STORE_CTX_idx());
 
 	if (!preverify_ok) {
+		if (pki_crl_grace_ok(xctx))
+			return 1; /* expired CRL inside the configured grace period */
 		if (ssl)
 			record_reason(ssl, pki_reason_from_x509(X509_STORE_CTX_get_error(xctx)));
 		return 0;

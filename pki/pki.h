@@ -40,6 +40,9 @@ struct pki_server_opts {
 	bool session_tickets;           /* stateless tickets with our own rotating key */
 	unsigned ticket_lifetime;       /* seconds; 0 = 7200 */
 	const char *alpn;               /* protocol we select, NULL = "http/1.1" */
+	/* Added with the operations work: seconds past a CRL's nextUpdate during which it is
+	 * still used for revocation checks (0 = an expired CRL fails every chain it covers). */
+	unsigned crl_grace;
 };
 
 struct pki_client_opts {
@@ -137,5 +140,118 @@ const char *pki_client_error_str(const SSL *ssl, unsigned long errcode);
  * extendedKeyUsage it must include clientAuth. Returns PKI_OK or the reason.
  */
 enum pki_reason pki_check_client_leaf(X509 *leaf);
+
+/* ---- certificate tooling: a small file-based CA (certgen.c, ca_index.c, ca_crl.c) ---- */
+
+/*
+ * A CA directory holds ca.crt, ca.key (0600), index.txt (every issued serial with its
+ * status, format in docs/operations.md), crl.pem and certs/SERIAL.crt. Every file is
+ * written atomically (temp file, fsync, rename, fsync of the directory) under an flock on
+ * DIR/.lock, so a crash or a concurrent run never leaves a torn index or CRL. The clock
+ * is never read here: callers pass now.
+ */
+
+/* Key algorithms the tooling generates (RSA: 3072 bits for a CA, 2048 for a leaf). */
+enum pki_key_type { PKI_KEY_EC_P256 = 0, PKI_KEY_ED25519, PKI_KEY_RSA };
+
+/* RFC 5280 CRLReason codes accepted by pki_revoke (the values are the wire codes). */
+enum pki_crl_reason {
+	PKI_CRL_UNSPECIFIED = 0,
+	PKI_CRL_KEY_COMPROMISE = 1,
+	PKI_CRL_CA_COMPROMISE = 2,
+	PKI_CRL_AFFILIATION_CHANGED = 3,
+	PKI_CRL_SUPERSEDED = 4,
+	PKI_CRL_CESSATION_OF_OPERATION = 5,
+	PKI_CRL_PRIVILEGE_WITHDRAWN = 9,
+};
+
+/* Upper-case hex serial (BN_bn2hex form, as authn_cert_id.serial_hex) plus NUL. */
+#define PKI_SERIAL_HEX_MAX 48
+
+struct pki_ca_opts {
+	const char *dir;       /* created (0700) if missing; must not hold a CA already */
+	const char *cn;        /* subject CN; NULL = "Gateway Client CA" */
+	enum pki_key_type key; /* default ECDSA P-256 */
+	unsigned days;         /* validity; 0 = 3650 */
+	unsigned crl_days;     /* nextUpdate of the first, empty crl.pem; 0 = 30 */
+	time_t now;
+};
+
+struct pki_issue_opts {
+	const char *dir;              /* the CA directory */
+	const char *cn;               /* subject CN; printable, no control characters */
+	const char *spiffe;           /* optional URI SAN (callers check SPIFFE syntax) */
+	const char *const *dns;       /* DNS SANs */
+	size_t n_dns;
+	bool server;                  /* serverAuth (and the CN as DNS SAN when none is given)
+	                                 instead of clientAuth */
+	enum pki_key_type key;        /* the new leaf's key */
+	time_t not_before;            /* 0 = now - 60 s (clock skew) */
+	time_t not_after;             /* 0 = not_before + 365 days; may lie in the past */
+	const char *out_prefix;       /* PREFIX.crt + PREFIX.key; NULL = DIR/issued/CN */
+	time_t now;
+};
+
+struct pki_issued {
+	char serial_hex[PKI_SERIAL_HEX_MAX];
+	char cert_path[4096];
+	char key_path[4096];
+};
+
+/* One line of the CA index. */
+struct pki_ca_entry {
+	char serial_hex[PKI_SERIAL_HEX_MAX];
+	char *cn; /* owned */
+	time_t not_after;
+	bool revoked;
+	time_t revoked_at;          /* when revoked */
+	enum pki_crl_reason reason; /* when revoked */
+};
+
+/* Creates a self-signed CA (keyCertSign, cRLSign) and an empty CRL in o->dir. */
+int pki_ca_init(const struct pki_ca_opts *o, char *err, size_t errlen);
+
+/*
+ * Issues a leaf signed by the CA of o->dir: CA:FALSE, keyUsage digitalSignature (plus
+ * keyEncipherment for an RSA server key), EKU clientAuth or serverAuth, SANs as given.
+ * The serial is recorded in the index before any file is written; the key file is 0600
+ * and existing output files are never overwritten.
+ */
+int pki_issue(const struct pki_issue_opts *o, struct pki_issued *out, char *err, size_t errlen);
+
+/*
+ * Marks a certificate revoked in the index: what is either a serial (hex, any case,
+ * optional ':' separators) or a PEM certificate file, which must be signed by this CA.
+ * The CRL is not rewritten: call pki_crl_generate. serial_out (may be NULL) receives the
+ * serial revoked.
+ */
+int pki_revoke(const char *dir, const char *what, enum pki_crl_reason reason, time_t now,
+               char serial_out[PKI_SERIAL_HEX_MAX], char *err, size_t errlen);
+
+/* Rewrites DIR/crl.pem from the index: next CRL number, nextUpdate = now + days (0 = 30). */
+int pki_crl_generate(const char *dir, unsigned days, time_t now, char *err, size_t errlen);
+
+/* The index in issue order; free with pki_ca_list_free. */
+int pki_ca_list(const char *dir, struct pki_ca_entry **out, size_t *n, char *err, size_t errlen);
+void pki_ca_list_free(struct pki_ca_entry *v, size_t n);
+
+/* RFC 5280 names ("keyCompromise", ...); parse returns -1 for an unknown name. */
+const char *pki_crl_reason_str(enum pki_crl_reason r);
+int pki_crl_reason_parse(const char *name, enum pki_crl_reason *out);
+
+/* ---- freshness of trust files (fresh.c) ---- */
+
+/*
+ * Earliest nextUpdate among the CRLs of a PEM file (0 when none carries one). -1 with
+ * the file and reason in err when it cannot be read or holds no CRL.
+ */
+int pki_crl_file_next_update(const char *path, time_t *next_update, char *err, size_t errlen);
+
+/*
+ * Earliest notAfter among the certificates of a PEM file, and the subject (one line,
+ * RFC 2253) of that certificate. -1 with the file and reason when there is none.
+ */
+int pki_cert_file_not_after(const char *path, time_t *not_after, char *subject, size_t subjlen,
+                            char *err, size_t errlen);
 
 #endif

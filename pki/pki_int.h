@@ -5,6 +5,7 @@
 #define PKI_INT_H
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "pki.h"
 
@@ -84,5 +85,77 @@ enum pki_reason pki_reason_from_x509(int x509_err);
 /* Installs the ticket callback with fresh keys on ctx; *out is borrowed from ctx. */
 int pki_tickets_install(SSL_CTX *ctx, struct pki_tickets **out, char *err, size_t errlen);
 int pki_tickets_rotate(struct pki_tickets *t);
+
+/* ---- fresh.c ---- */
+
+/* In a verify callback: true (and the error cleared) when the failure is an expired CRL
+ * still inside the store's grace period. */
+bool pki_crl_grace_ok(X509_STORE_CTX *xctx);
+/* Attaches the CRL grace period to store (0 = none) and digests it into md. */
+int pki_store_set_crl_grace(X509_STORE *store, unsigned grace, EVP_MD_CTX *md, char *err,
+                            size_t errlen);
+
+/* ---- CA tooling (certgen.c, ca_index.c, ca_crl.c) ---- */
+
+#define PKI_CA_PATH_MAX 4096
+
+/* The index in memory: the CRL counter and every issued certificate in issue order. */
+struct pki_ca_index {
+	unsigned long crl_number; /* the number the next CRL gets */
+	struct pki_ca_entry *v;
+	size_t n, cap;
+};
+
+/* ca_index.c */
+
+/* "dir/name" into out; -1 with a message when it does not fit. */
+int pki_ca_path(char *out, size_t cap, const char *dir, const char *name, char *err, size_t errlen);
+
+/*
+ * Writes data to path atomically: a temp file in the same directory with mode, fsync,
+ * rename (or link when excl, which fails if path exists), fsync of the directory.
+ */
+int pki_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool excl,
+                          char *err, size_t errlen);
+
+/* flock on DIR/.lock (exclusive for writers); returns the fd to pass to pki_ca_unlock. */
+int pki_ca_lock(const char *dir, bool excl, char *err, size_t errlen);
+void pki_ca_unlock(int fd);
+
+int pki_ca_index_load(const char *dir, struct pki_ca_index *idx, char *err, size_t errlen);
+int pki_ca_index_save(const char *dir, const struct pki_ca_index *idx, char *err, size_t errlen);
+void pki_ca_index_clear(struct pki_ca_index *idx);
+/* Appends a copy of e (cn copied). */
+int pki_ca_index_add(struct pki_ca_index *idx, const struct pki_ca_entry *e, char *err,
+                     size_t errlen);
+/* Entry with this serial (compared in normal form), or NULL. */
+struct pki_ca_entry *pki_ca_index_find(struct pki_ca_index *idx, const char *serial_hex);
+
+/* Upper-case hex without separators or leading zeros; -1 if s is not hex. */
+int pki_serial_normalize(const char *s, char *out, size_t cap);
+
+/* GeneralizedTime text "YYYYMMDDHHMMSSZ" (UTC) and back. */
+void pki_time_format(time_t t, char out[16]);
+int pki_time_parse(const char *s, time_t *out);
+
+/* certgen.c */
+
+/* Loads DIR/ca.crt and DIR/ca.key and checks that they match. */
+int pki_ca_load(const char *dir, X509 **cert, EVP_PKEY **key, char *err, size_t errlen);
+
+/* Digest for signing with key: NULL for Ed25519 (which signs the message itself). */
+const EVP_MD *pki_sign_md(EVP_PKEY *key);
+
+/* PEM of a certificate / CRL / private key into a malloc'ed buffer. */
+int pki_pem_cert(X509 *x, char **out, size_t *len);
+int pki_pem_crl(X509_CRL *crl, char **out, size_t *len);
+int pki_pem_key(EVP_PKEY *key, char **out, size_t *len);
+
+/* ca_crl.c */
+
+/* Signs and writes DIR/crl.pem from idx with CRL number `number` (the caller holds the
+ * lock and has already saved an index whose crl_number is past it). */
+int pki_ca_crl_write(const char *dir, X509 *ca, EVP_PKEY *key, const struct pki_ca_index *idx,
+                     unsigned long number, unsigned days, time_t now, char *err, size_t errlen);
 
 #endif

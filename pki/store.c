@@ -203,6 +203,8 @@ int pki_store_build(const struct pki_server_opts *opts, EVP_MD_CTX *md, X509_STO
 	if (opts->n_crl_files > 0)
 		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
 	X509_STORE_set_purpose(store, X509_PURPOSE_SSL_CLIENT);
+	if (pki_store_set_crl_grace(store, opts->crl_grace, md, err, errlen) < 0)
+		goto fail;
 	*out = store;
 	*names_out = names;
 	return 0;
