@@ -9,8 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include <jansson.h>
-
+#include "audit_chain.h"
 #include "pki.h"
 #include "gw.h"
 
@@ -285,6 +284,10 @@ static int req_credentials(struct gw_req *r)
 		enum authn_status st = authn_token_check(
 		    cfg->keys, c->w->authn_cache, tok, tl, time(NULL), &c->cert,
 		    need == POLICY_NEED_CERT_BOUND_TOKEN, &r->token);
+		/* A rotated key may not be fetched yet: ask for a (rate-limited) refetch; this
+		 * request is still refused, a retry after the refetch succeeds. */
+		if (st == AUTHN_UNKNOWN_KID)
+			gw_jwks_unknown_kid(c->w->main ? c->w->main->jwks : NULL, tok, tl);
 		if (st != AUTHN_OK)
 			return req_unauthenticated(r, st);
 		r->has_token = true;
@@ -473,51 +476,136 @@ void gw_req_body_done(struct gw_req *r)
 		gw_req_write_upstream(r, "0\r\n\r\n", 5);
 }
 
-/* RFC 3339 UTC with microseconds. */
+/*
+ * RFC 3339 UTC with microseconds. Every audit record needs one, so each worker keeps the
+ * text of the current second and only writes the microseconds.
+ */
 static void rfc3339(uint64_t us, char *out, size_t cap)
 {
+	static __thread time_t last = -1;
+	static __thread char head[40]; /* "YYYY-MM-DDTHH:MM:SS." */
 	time_t s = (time_t)(us / 1000000u);
-	struct tm tm;
-	gmtime_r(&s, &tm);
-	snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900, tm.tm_mon + 1,
-	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(us % 1000000u));
+	if (s != last) {
+		struct tm tm;
+		gmtime_r(&s, &tm);
+		snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		last = s;
+	}
+	unsigned frac = (unsigned)(us % 1000000u);
+	size_t n = strlen(head);
+	if (cap < n + 8) {
+		if (cap)
+			out[0] = '\0';
+		return;
+	}
+	memcpy(out, head, n);
+	for (int i = 5; i >= 0; i--, frac /= 10)
+		out[n + (size_t)i] = (char)('0' + frac % 10);
+	out[n + 6] = 'Z';
+	out[n + 7] = '\0';
 }
 
-/* Hands the record to the audit writer, which seals it into the chain (audit.c). */
-static void audit_emit(json_t *o)
+/* Hands the finished record to the audit writer, which seals it into the chain. */
+static void audit_emit(struct audit_json *j)
 {
-	char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-	json_decref(o);
+	size_t len;
+	char *s = audit_json_take(j, &len);
 	if (s)
-		gw_audit_submit(s, strlen(s));
+		gw_audit_submit(s, len);
+	else
+		gw_log(GW_LOG_ERR, "audit: out of memory: record lost");
 }
 
-static json_t *audit_base(const struct gw_conn *c, const char *type)
+static void audit_base(struct audit_json *j, const struct gw_conn *c, const char *type)
 {
 	char ts[80];
 	rfc3339(gw_wall_us(), ts, sizeof(ts));
-	return json_pack("{s:s, s:s, s:i, s:{s:s, s:i}}", "time", ts, "type", type, "worker",
-	                 (int)c->w->id, "client", "addr", c->peer, "port", (int)c->peer_port);
+	audit_json_begin(j);
+	audit_json_str(j, "time", ts);
+	audit_json_str(j, "type", type);
+	audit_json_int(j, "worker", c->w->id);
+	audit_json_open(j, "client", '{');
+	audit_json_str(j, "addr", c->peer);
+	audit_json_int(j, "port", c->peer_port);
+	audit_json_close(j);
 }
 
 void gw_audit_handshake(struct gw_conn *c, const char *reason)
 {
+	struct audit_json j;
 	gw_metrics_handshake_failed(c->w, reason);
 	if (!gw_audit_enabled())
 		return;
-	json_t *o = audit_base(c, "handshake");
-	if (!o)
-		return;
-	json_object_set_new(o, "decision", json_string("deny"));
-	json_object_set_new(o, "reason", json_string(reason));
-	json_object_set_new(o, "handshake_us",
-	                    json_integer((json_int_t)(gw_now_us() - c->t_accept)));
-	audit_emit(o);
+	audit_base(&j, c, "handshake");
+	audit_json_str(&j, "decision", "deny");
+	audit_json_str(&j, "reason", reason);
+	audit_json_int(&j, "handshake_us", (long long)(gw_now_us() - c->t_accept));
+	audit_emit(&j);
 }
 
-static json_t *jstr_or_null(const char *s)
+/* Who is connected: TLS parameters and the certificate's identity. */
+static void audit_peer(struct audit_json *j, const struct gw_conn *c)
 {
-	return s ? json_string(s) : json_null();
+	audit_json_str(j, "identity", authn_cert_id_name(&c->cert));
+	audit_json_open(j, "tls", '{');
+	audit_json_str(j, "version", SSL_get_version(c->ssl));
+	audit_json_str(j, "cipher", SSL_get_cipher_name(c->ssl));
+	audit_json_str(j, "sni", c->sni[0] ? c->sni : NULL);
+	audit_json_close(j);
+	audit_json_open(j, "cert", '{');
+	audit_json_str(j, "spiffe_id", c->cert.spiffe_id);
+	audit_json_str(j, "cn", c->cert.cn);
+	audit_json_str(j, "sha256", c->cert.sha256_hex);
+	audit_json_str(j, "serial", c->cert.serial_hex);
+	audit_json_str(j, "issuer", c->cert.issuer);
+	audit_json_close(j);
+}
+
+/* The verified token's identity: who issued it to whom, never the token itself. */
+static void audit_token(struct audit_json *j, const struct gw_req *r)
+{
+	if (!r->has_token)
+		return;
+	audit_json_open(j, "token", '{');
+	audit_json_str(j, "kind", r->token.kind == AUTHN_CRED_APIKEY ? "api_key" : "jwt");
+	audit_json_str(j, "issuer", r->token.iss);
+	audit_json_str(j, "subject", r->token.sub);
+	audit_json_str(j, "jti", r->token.jti);
+	audit_json_open(j, "scopes", '[');
+	for (size_t i = 0; i < r->token.n_scopes; i++)
+		audit_json_str(j, NULL, r->token.scopes[i]);
+	audit_json_close(j);
+	audit_json_close(j);
+}
+
+/* The decision: rule (file:line) and the digest of the policy it belongs to. */
+static void audit_decision(struct audit_json *j, const struct gw_req *r)
+{
+	char digest[65], rule[4200];
+	int line = 0;
+	const char *file = policy_rule_file(r->decision.rule, &line);
+	audit_json_str(j, "route", r->route ? r->route->prefix : NULL);
+	audit_json_str(j, "decision", r->decision.effect == POLICY_ALLOW ? "allow" : "deny");
+	audit_json_str(j, "reason", r->detail ? r->detail : gw_reason_str(r->reason));
+	if (file)
+		snprintf(rule, sizeof(rule), "%s:%d", file, line);
+	audit_json_str(j, "rule", file ? rule : NULL);
+	policy_digest_hex(r->gen->cfg->policy, digest);
+	audit_json_str(j, "policy_sha256", digest);
+}
+
+static void audit_durations(struct audit_json *j, const struct gw_req *r)
+{
+	uint64_t now = gw_now_us();
+	/* policy: head complete to upstream start (or to the answer): normalise, route, decide. */
+	uint64_t policy = r->t_head ? (r->t_up ? r->t_up : now) - r->t_head : 0;
+	audit_json_open(j, "duration_us", '{');
+	audit_json_int(j, "handshake", (long long)r->c->handshake_us);
+	audit_json_int(j, "policy", (long long)policy);
+	audit_json_int(j, "upstream", (long long)(r->t_up ? now - r->t_up : 0));
+	audit_json_int(j, "total", (long long)(now - r->t_start));
+	audit_json_close(j);
 }
 
 /* One record per request, with what was verified and why it was decided. */
@@ -525,69 +613,33 @@ static void audit_request(const struct gw_req *r)
 {
 	const struct gw_conn *c = r->c;
 	const struct gw_head *h = &c->ps.head;
+	const struct conf_snapshot *cfg = r->gen->cfg;
+	struct audit_json j;
 	if (!gw_audit_enabled())
 		return;
-	json_t *o = audit_base(c, "request");
-	if (!o)
-		return;
-	json_object_set_new(o, "request_id", json_string(r->id));
-	json_object_set_new(o, "identity", jstr_or_null(authn_cert_id_name(&c->cert)));
-	json_object_set_new(o, "tls",
-	                    json_pack("{s:s, s:s, s:o}", "version", SSL_get_version(c->ssl),
-	                              "cipher", SSL_get_cipher_name(c->ssl), "sni",
-	                              c->sni[0] ? json_string(c->sni) : json_null()));
-	json_object_set_new(
-	    o, "cert",
-	    json_pack("{s:o, s:o, s:s, s:o, s:o}", "spiffe_id", jstr_or_null(c->cert.spiffe_id),
-	              "cn", jstr_or_null(c->cert.cn), "sha256", c->cert.sha256_hex, "serial",
-	              jstr_or_null(c->cert.serial_hex), "issuer", jstr_or_null(c->cert.issuer)));
-	if (r->has_token) {
-		json_t *sc = json_array();
-		for (size_t i = 0; i < r->token.n_scopes; i++)
-			json_array_append_new(sc, json_string(r->token.scopes[i]));
-		json_object_set_new(o, "token", json_pack("{s:s, s:o, s:o, s:o, s:o}", "kind",
-		                                          r->token.kind == AUTHN_CRED_APIKEY ? "api_key" : "jwt",
-		                                          "issuer", jstr_or_null(r->token.iss), "subject",
-		                                          jstr_or_null(r->token.sub), "jti",
-		                                          jstr_or_null(r->token.jti), "scopes", sc));
-	}
+	audit_base(&j, c, "request");
+	audit_json_str(&j, "request_id", r->id);
+	audit_peer(&j, c);
+	audit_token(&j, r);
 	if (h->method || r->t_head)
-		json_object_set_new(o, "method", json_string(llhttp_method_name(h->method)));
-	json_object_set_new(o, "path", r->path ? json_stringn(r->path, r->path_len) : json_null());
-	/* The raw target too, for refused requests: bounded, without its query (which may
-	 * carry a credential), and dropped by jansson if it is not valid UTF-8 (it then stays
-	 * out of the record rather than breaking it). */
+		audit_json_str(&j, "method", llhttp_method_name(h->method));
+	audit_json_strn(&j, "path", r->path, r->path_len);
+	/* The raw target too, for refused requests: bounded, and without its query (which
+	 * may carry a credential). */
 	if (!r->path && h->url_len) {
 		const char *t = h->buf + h->url_off, *q = memchr(t, '?', h->url_len);
 		size_t tl = q ? (size_t)(q - t) : h->url_len;
-		json_object_set_new(o, "target", json_stringn(t, tl > 512 ? 512 : tl));
+		audit_json_strn(&j, "target", t, tl > 512 ? 512 : tl);
 	}
-	json_object_set_new(o, "route", r->route ? json_string(r->route->prefix) : json_null());
-	json_object_set_new(o, "decision",
-	                    json_string(r->decision.effect == POLICY_ALLOW ? "allow" : "deny"));
-	json_object_set_new(o, "reason",
-	                    json_string(r->detail ? r->detail : gw_reason_str(r->reason)));
-	int line = 0;
-	const char *file = policy_rule_file(r->decision.rule, &line);
-	json_object_set_new(o, "rule", file ? json_sprintf("%s:%d", file, line) : json_null());
-	const struct conf_snapshot *cfg = r->gen->cfg;
+	audit_decision(&j, r);
 	if (r->cluster >= 0 && r->server >= 0)
-		json_object_set_new(
-		    o, "upstream",
-		    json_string(cfg->clusters[r->cluster].servers[r->server].address));
-	json_object_set_new(o, "attempts", json_integer(r->attempts));
-	json_object_set_new(o, "status", json_integer(r->status));
-	json_object_set_new(o, "bytes_in", json_integer((json_int_t)r->bytes_in));
-	json_object_set_new(o, "bytes_out", json_integer((json_int_t)r->bytes_out));
-	uint64_t now = gw_now_us();
-	/* policy: head complete to upstream start (or to the answer): normalise, route, decide. */
-	uint64_t policy = r->t_head ? (r->t_up ? r->t_up : now) - r->t_head : 0;
-	json_object_set_new(o, "duration_us",
-	                    json_pack("{s:I, s:I, s:I, s:I}", "handshake", (json_int_t)c->handshake_us,
-	                              "policy", (json_int_t)policy, "upstream",
-	                              (json_int_t)(r->t_up ? now - r->t_up : 0), "total",
-	                              (json_int_t)(now - r->t_start)));
-	audit_emit(o);
+		audit_json_str(&j, "upstream", cfg->clusters[r->cluster].servers[r->server].address);
+	audit_json_int(&j, "attempts", r->attempts);
+	audit_json_int(&j, "status", r->status);
+	audit_json_int(&j, "bytes_in", (long long)r->bytes_in);
+	audit_json_int(&j, "bytes_out", (long long)r->bytes_out);
+	audit_durations(&j, r);
+	audit_emit(&j);
 }
 
 /*
