@@ -27,6 +27,11 @@ struct gw_gen *gw_gen_new(struct conf_snapshot *cfg, uint64_t number)
 	atomic_init(&g->refs, 1);
 	g->number = number;
 	g->cfg = cfg;
+	if (gw_health_gen_bind(g) != 0) {
+		free(g->cluster_base);
+		free(g);
+		return NULL;
+	}
 	return g;
 }
 
@@ -42,6 +47,7 @@ void gw_gen_unref(struct gw_gen *g)
 		return;
 	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	gw_health_gen_unbind(g);
 	conf_snapshot_free(g->cfg);
 	free(g->cluster_base);
 	free(g);

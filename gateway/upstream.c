@@ -1,10 +1,13 @@
 /*
  * upstream.c: connections to backends. Each worker keeps, per server, a pool of idle
- * keep-alive TLS connections; a request leases one (or opens one), the response is
- * relayed to the client with backpressure, and the connection goes back to the pool if
- * both sides ended the exchange cleanly. Connect and TLS failures fail over to the next
- * server before any byte reached the backend; nothing is retried once the backend may
- * have acted on a non-idempotent request.
+ * keep-alive TLS connections (with the last TLS session, to resume), a connection count
+ * for max_connections, and per cluster a bounded queue of requests waiting for a slot.
+ * A request picks a server among the usable ones (health.c: not down, not ejected;
+ * backups only when no primary is), leases or opens a connection, and its response is
+ * relayed to the client with backpressure. Failures before the backend can have acted
+ * (connect, TLS, a connection closed before any answer for a replayable request) go to
+ * the next server within max_attempts and retry_deadline; every outcome is reported to
+ * the passive health of the server. Nothing here takes a lock.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,16 +18,32 @@
 #include <openssl/err.h>
 
 #include "pki.h"
-#include "gw.h"
+#include "upstream_int.h"
+
+TAILQ_HEAD(gw_req_list, gw_req);
+
+/* Requests of one cluster in one worker waiting for a connection slot (max_connections). */
+struct gw_upq {
+	struct gw_req_list q;
+	unsigned n;
+	struct event *ev; /* the head's deadline, or "a slot was freed" */
+	struct gw_worker *w;
+	unsigned cluster;
+};
+
+enum up_start_result { UP_STARTED, UP_REQUEUED, UP_FINISHED };
 
 static void up_readcb(struct bufferevent *bev, void *arg);
 static void up_writecb(struct bufferevent *bev, void *arg);
 static void up_eventcb(struct bufferevent *bev, short what, void *arg);
+static int up_body_cb(void *ud, const char *at, size_t len);
+static void up_timeout_cb(evutil_socket_t fd, short what, void *arg);
+static enum up_start_result up_start(struct gw_req *r, bool from_queue);
 
-static void up_timer_set(struct gw_upconn *u, uint32_t ms)
+static void up_timer_set(struct event *ev, uint32_t ms)
 {
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	evtimer_add(u->timer, &tv);
+	evtimer_add(ev, &tv);
 }
 
 static const struct conf_cluster *up_cluster(const struct gw_upconn *u)
@@ -32,92 +51,295 @@ static const struct conf_cluster *up_cluster(const struct gw_upconn *u)
 	return &u->gen->cfg->clusters[u->cluster];
 }
 
+static struct gw_hstate *up_hs(const struct gw_upconn *u)
+{
+	return u->gen->hs[u->srv];
+}
+
+/* The worker's pool of u's server, or NULL when u belongs to an older generation. */
+static struct gw_pool *up_pool(const struct gw_upconn *u)
+{
+	struct gw_worker *w = u->w;
+	return w->pools && w->pools_gen == u->gen ? &w->pools[u->srv] : NULL;
+}
+
+/* ------------------------------------------------------------------ queue ---- */
+
+/* A slot of cluster cl was freed: let the queue's callback try its head. */
+static void upq_kick(struct gw_worker *w, unsigned cl)
+{
+	if (w->upq && w->upq[cl].n)
+		event_active(w->upq[cl].ev, EV_TIMEOUT, 0);
+}
+
+static void upq_remove(struct gw_upq *q, struct gw_req *r)
+{
+	TAILQ_REMOVE(&q->q, r, up_qlink);
+	q->n--;
+	r->up_queued = false;
+}
+
+/* Arms the deadline of the oldest waiting request. */
+static void upq_arm(struct gw_upq *q)
+{
+	struct gw_req *r = TAILQ_FIRST(&q->q);
+	if (!r) {
+		evtimer_del(q->ev);
+		return;
+	}
+	uint64_t deadline = r->t_queued + (uint64_t)r->gen->cfg->timeouts.upstream_connect * 1000u;
+	uint64_t now = gw_now_us();
+	up_timer_set(q->ev, deadline > now ? (uint32_t)((deadline - now + 999) / 1000) : 0);
+}
+
+/* Times out the oldest requests, then starts waiting ones in order while slots last. */
+static void upq_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_upq *q = arg;
+	uint64_t now = gw_now_us();
+	struct gw_req *r;
+	while ((r = TAILQ_FIRST(&q->q)) &&
+	       now >= r->t_queued + (uint64_t)r->gen->cfg->timeouts.upstream_connect * 1000u) {
+		upq_remove(q, r);
+		gw_req_finish(r, 503, GW_NO_BACKEND, "upstream_queue_timeout");
+	}
+	/* Each waiting request is tried at most once per run; a request that finds no slot
+	 * goes back to the head, and so would every one behind it. */
+	for (unsigned n = q->n; n > 0 && (r = TAILQ_FIRST(&q->q)); n--) {
+		upq_remove(q, r);
+		if (up_start(r, true) == UP_REQUEUED)
+			break;
+	}
+	upq_arm(q);
+}
+
+/* Queues r for a slot, or answers 503 when the queue is full. */
+static enum up_start_result upq_add(struct gw_req *r, unsigned cl, bool from_queue)
+{
+	struct gw_worker *w = r->c->w;
+	const struct conf_cluster *c = &r->gen->cfg->clusters[cl];
+	struct gw_upq *q = w->upq ? &w->upq[cl] : NULL;
+	if (!q || (!from_queue && q->n >= c->queue)) {
+		gw_req_finish(r, 503, GW_NO_BACKEND, "upstream_queue_full");
+		return UP_FINISHED;
+	}
+	if (from_queue) {
+		TAILQ_INSERT_HEAD(&q->q, r, up_qlink);
+	} else {
+		TAILQ_INSERT_TAIL(&q->q, r, up_qlink);
+		r->t_queued = gw_now_us();
+	}
+	q->n++;
+	r->up_queued = true;
+	if (!from_queue)
+		upq_arm(q);
+	return UP_REQUEUED;
+}
+
+void gw_upstream_req_done(struct gw_req *r)
+{
+	struct gw_worker *w = r->c->w;
+	if (r->up_queued && w->upq)
+		upq_remove(&w->upq[r->route->cluster], r);
+}
+
+/* --------------------------------------------------------- connections ---- */
+
+/* u now works for r: counts toward least_outstanding and the status page. */
+static void up_lease(struct gw_upconn *u, struct gw_req *r)
+{
+	struct gw_pool *pl = up_pool(u);
+	u->req = r;
+	r->up = u;
+	if (pl)
+		pl->outstanding++;
+	gw_gauge_add(&up_hs(u)->outstanding, 1);
+}
+
+static void up_unlease(struct gw_upconn *u)
+{
+	struct gw_pool *pl = up_pool(u);
+	if (!u->req)
+		return;
+	if (u->req->up == u)
+		u->req->up = NULL;
+	u->req = NULL;
+	if (pl)
+		pl->outstanding--;
+	gw_gauge_add(&up_hs(u)->outstanding, -1);
+}
+
+/* Keeps the connection's session for the next connection to this server. With TLS 1.3
+ * the resumable session arrives after the handshake, so this runs after a response. */
+static void up_session_keep(struct gw_upconn *u)
+{
+	struct gw_pool *pl = up_pool(u);
+	SSL_SESSION *s = u->ssl ? SSL_get0_session(u->ssl) : NULL;
+	if (!pl || !s || s == pl->sess || !SSL_SESSION_is_resumable(s))
+		return;
+	SSL_SESSION_up_ref(s);
+	SSL_SESSION_free(pl->sess);
+	pl->sess = s;
+}
+
 static void up_free(struct gw_upconn *u)
 {
+	struct gw_pool *pl = up_pool(u);
+	struct gw_hstate *h = up_hs(u);
 	if (u->state == GW_UP_IDLE) {
-		struct gw_pool *pl = &u->w->pools[u->srv];
 		TAILQ_REMOVE(&pl->idle, u, link);
 		pl->n_idle--;
+		gw_gauge_add(&h->conns_idle, -1);
 	}
+	up_unlease(u);
 	if (u->timer)
 		event_free(u->timer);
 	if (u->tcp_ev)
 		event_free(u->tcp_ev);
-	if (u->bev)
+	if (u->bev) {
+		/* A clean close_notify: without it OpenSSL marks the session not resumable. */
+		if (SSL_is_init_finished(u->ssl))
+			SSL_shutdown(u->ssl);
+		ERR_clear_error();
 		bufferevent_free(u->bev);
+	}
 	if (u->ssl_owned)
 		SSL_free(u->ssl);
 	if (u->fd >= 0)
 		evutil_closesocket(u->fd);
 	gw_parser_free(&u->ps);
+	gw_gauge_add(&h->conns_open, -1);
+	if (pl) {
+		pl->n_open--;
+		upq_kick(u->w, u->cluster);
+	}
 	free(u);
 }
 
-/* Drops every idle connection of the worker's pools (generation change or exit). */
+/* Takes every waiting request out of the queues (before the pools they wait on go). */
+static void upq_take_all(struct gw_worker *w, struct gw_req_list *out)
+{
+	for (size_t c = 0; w->upq && c < w->pools_gen->cfg->n_clusters; c++) {
+		struct gw_req *r;
+		while ((r = TAILQ_FIRST(&w->upq[c].q))) {
+			upq_remove(&w->upq[c], r);
+			TAILQ_INSERT_TAIL(out, r, up_qlink);
+		}
+	}
+}
+
+/* Drops every idle connection, session and queue of the worker (generation change, exit). */
 void gw_worker_pools_free(struct gw_worker *w)
 {
 	if (!w->pools)
 		return;
-	for (size_t i = 0; i < w->pools_gen->n_servers_total; i++)
+	struct gw_req_list left;
+	struct gw_req *r;
+	TAILQ_INIT(&left);
+	upq_take_all(w, &left);
+	while ((r = TAILQ_FIRST(&left))) {
+		TAILQ_REMOVE(&left, r, up_qlink);
+		gw_req_finish(r, 503, GW_SHUTDOWN, "upstream_queue_dropped");
+	}
+	size_t n = w->pools_gen->n_servers_total;
+	for (size_t i = 0; i < n; i++) {
 		while (!TAILQ_EMPTY(&w->pools[i].idle))
 			up_free(TAILQ_FIRST(&w->pools[i].idle));
+		SSL_SESSION_free(w->pools[i].sess);
+	}
+	for (size_t c = 0; w->upq && c < w->pools_gen->cfg->n_clusters; c++)
+		if (w->upq[c].ev)
+			event_free(w->upq[c].ev);
 	free(w->pools);
 	free(w->rr);
+	free(w->upq);
 	w->pools = NULL;
 	w->rr = NULL;
+	w->upq = NULL;
 	w->pools_gen = NULL;
 }
 
-/* Rebuilds the pools for the worker's current generation; old idle connections go. */
-void gw_worker_pools_sync(struct gw_worker *w)
+static int pools_alloc(struct gw_worker *w)
 {
-	if (w->pools_gen == w->gen)
-		return;
-	gw_worker_pools_free(w);
-	size_t n = w->gen->n_servers_total;
+	size_t n = w->gen->n_servers_total, nc = w->gen->cfg->n_clusters;
 	w->pools = calloc(n ? n : 1, sizeof(*w->pools));
-	w->rr = calloc(w->gen->cfg->n_clusters ? w->gen->cfg->n_clusters : 1, sizeof(*w->rr));
-	if (!w->pools || !w->rr) {
-		free(w->pools);
-		free(w->rr);
-		w->pools = NULL;
-		w->rr = NULL;
-		return; /* no pooling until the next generation: requests still work */
-	}
+	w->rr = calloc(nc ? nc : 1, sizeof(*w->rr));
+	w->upq = calloc(nc ? nc : 1, sizeof(*w->upq));
+	if (!w->pools || !w->rr || !w->upq)
+		goto fail;
 	for (size_t i = 0; i < n; i++)
 		TAILQ_INIT(&w->pools[i].idle);
+	for (size_t c = 0; c < nc; c++) {
+		TAILQ_INIT(&w->upq[c].q);
+		w->upq[c].w = w;
+		w->upq[c].cluster = (unsigned)c;
+		w->upq[c].ev = evtimer_new(w->base, upq_cb, &w->upq[c]);
+		if (!w->upq[c].ev)
+			goto fail;
+	}
 	w->pools_gen = w->gen;
-}
-
-/*
- * Round robin over the cluster's primaries that were not tried yet; backups only when
- * no primary is left. Returns the index within the cluster, or -1.
- */
-static int up_pick(struct gw_req *r, unsigned cl)
-{
-	const struct conf_cluster *c = &r->gen->cfg->clusters[cl];
-	struct gw_worker *w = r->c->w;
-	size_t n = c->n_servers < 64 ? c->n_servers : 64;
-	unsigned start = (w->rr && w->pools_gen == r->gen) ? w->rr[cl]++ : (unsigned)r->attempts;
-	for (int backup = 0; backup < 2; backup++)
-		for (size_t k = 0; k < n; k++) {
-			size_t i = (start + k) % n;
-			if ((r->tried & (1ull << i)) || c->servers[i].backup != (backup == 1))
-				continue;
-			return (int)i;
-		}
+	return 0;
+fail:
+	for (size_t c = 0; w->upq && c < nc; c++)
+		if (w->upq[c].ev)
+			event_free(w->upq[c].ev);
+	free(w->pools);
+	free(w->rr);
+	free(w->upq);
+	w->pools = NULL;
+	w->rr = NULL;
+	w->upq = NULL;
 	return -1;
 }
 
-/* Moves what the request queued so far onto the now-usable connection. */
-static void up_attach(struct gw_upconn *u, struct gw_req *r)
+/*
+ * Rebuilds the pools for the worker's current generation; old idle connections go.
+ * Requests that were waiting for a slot start over under the new pools.
+ */
+void gw_worker_pools_sync(struct gw_worker *w)
 {
-	const struct conf_cluster *cl = up_cluster(u);
-	u->req = r;
+	struct gw_req_list moved;
+	struct gw_req *r;
+	if (w->pools_gen == w->gen)
+		return;
+	TAILQ_INIT(&moved);
+	if (w->pools)
+		upq_take_all(w, &moved);
+	gw_worker_pools_free(w);
+	if (pools_alloc(w) != 0)
+		gw_log(GW_LOG_ERR, "worker %u: out of memory for upstream pools", w->id);
+	while ((r = TAILQ_FIRST(&moved))) {
+		TAILQ_REMOVE(&moved, r, up_qlink);
+		gw_upstream_start(r);
+	}
+}
+
+/* ------------------------------------------------------------------- pick ---- */
+
+/* No (further) attempt: answer with what the last attempt met, or 503 at once. */
+static void up_give_up(struct gw_req *r)
+{
+	if (r->attempts == 0)
+		gw_req_finish(r, 503, GW_NO_BACKEND, "no_healthy_upstream");
+	else if (r->last_fail == GW_UPSTREAM_TLS)
+		gw_req_finish(r, 502, GW_UPSTREAM_TLS, "upstream_tls_failed");
+	else if (r->last_fail == GW_UPSTREAM_TIMEOUT)
+		gw_req_finish(r, 504, GW_UPSTREAM_TIMEOUT, "upstream_connect_timeout");
+	else if (r->last_fail == GW_UPSTREAM_PROTOCOL)
+		gw_req_finish(r, 502, GW_UPSTREAM_PROTOCOL, "upstream_closed_early");
+	else
+		gw_req_finish(r, 503, GW_NO_BACKEND, "no_backend_available");
+}
+
+/* ----------------------------------------------------------------- attempt ---- */
+
+/* Moves what the request queued so far onto the now-usable, leased connection. */
+static void up_attach(struct gw_upconn *u)
+{
+	struct gw_req *r = u->req;
 	u->state = GW_UP_ACTIVE;
 	u->got_bytes = false;
 	u->n_requests++;
-	r->up = u;
 	r->t_up = gw_now_us();
 	gw_parser_reset(&u->ps);
 	u->ps.skip_body = r->resp_head_req;
@@ -125,17 +347,46 @@ static void up_attach(struct gw_upconn *u, struct gw_req *r)
 	evbuffer_add_buffer(bufferevent_get_output(u->bev), r->pending);
 	bufferevent_setwatermark(u->bev, EV_WRITE, GW_HIGH_WATER / 2, 0);
 	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
-	up_timer_set(u, r->gen->cfg->timeouts.upstream_response);
-	(void)cl;
+	up_timer_set(u->timer, r->gen->cfg->timeouts.upstream_response);
 	/* The client may have been paused while we connected. */
-	if (r->c->read_paused && evbuffer_get_length(bufferevent_get_output(u->bev)) < GW_HIGH_WATER)
+	if (r->c->read_paused &&
+	    evbuffer_get_length(bufferevent_get_output(u->bev)) < GW_HIGH_WATER)
 		gw_conn_pause_read(r->c, false);
 }
 
-static int up_body_cb(void *ud, const char *at, size_t len);
-static void up_timeout_cb(evutil_socket_t fd, short what, void *arg);
-
-static void up_attempt_failed(struct gw_upconn *u, enum gw_reason why, const char *detail);
+/*
+ * One attempt failed before the backend could have produced a response: fail over if
+ * the request can still be sent elsewhere unchanged, else answer with why. count says
+ * whether the server is to blame (a pooled connection the backend closed while idle is
+ * the keep-alive race, not a failure).
+ */
+static void up_attempt_failed(struct gw_upconn *u, enum gw_reason why, const char *detail,
+                              bool count)
+{
+	struct gw_req *r = u->req;
+	const struct conf_cluster *c = up_cluster(u);
+	const struct conf_server *s = &c->servers[u->srv - u->gen->cluster_base[u->cluster]];
+	gw_log(GW_LOG_WARN, "upstream %s/%s (%s) for request %s: %s: %s", c->name, s->address,
+	       s->name, r ? r->id : "-", gw_reason_str(why), detail);
+	if (count)
+		gw_health_passive_fail(u->gen, u->cluster, u->srv, detail);
+	bool sent_nothing = u->state == GW_UP_CONNECTING;
+	up_free(u);
+	if (!r)
+		return;
+	r->last_fail = why;
+	if (!sent_nothing) {
+		/* Rebuild the request from the replay copy, if it still holds all of it. */
+		if (!r->replay_ok || r->resp_started) {
+			gw_req_finish(r, 502, why, "upstream_closed_early");
+			return;
+		}
+		evbuffer_drain(r->pending, evbuffer_get_length(r->pending));
+		evbuffer_add(r->pending, evbuffer_pullup(r->replay, -1),
+		             evbuffer_get_length(r->replay));
+	}
+	gw_upstream_start(r);
+}
 
 /*
  * TCP is connected (or failed): start TLS on the socket. The connect is done on a raw
@@ -152,23 +403,25 @@ static void up_tcp_cb(evutil_socket_t fd, short what, void *arg)
 	event_free(u->tcp_ev);
 	u->tcp_ev = NULL;
 	if (err) {
-		up_attempt_failed(u, GW_NO_BACKEND, evutil_socket_error_to_string(err));
+		up_attempt_failed(u, GW_NO_BACKEND, evutil_socket_error_to_string(err), true);
 		return;
 	}
 	u->bev = bufferevent_openssl_socket_new(u->w->base, fd, u->ssl, BUFFEREVENT_SSL_CONNECTING,
 	                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	/* The SSL is the bufferevent's now; on failure libevent freed it (not the fd). */
+	u->ssl_owned = false;
 	if (!u->bev) {
-		up_attempt_failed(u, GW_INTERNAL, "out of memory");
+		u->ssl = NULL;
+		up_attempt_failed(u, GW_INTERNAL, "out of memory", false);
 		return;
 	}
-	u->fd = -1; /* fd and SSL now belong to the bufferevent */
-	u->ssl_owned = false;
+	u->fd = -1; /* the fd belongs to the bufferevent too */
 	bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
 	bufferevent_setcb(u->bev, up_readcb, up_writecb, up_eventcb, u);
 	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
 }
 
-/* Starts a new connection to server idx of the cluster: TCP first, then TLS. */
+/* Starts a new connection to server idx of the cluster for r: TCP first, then TLS. */
 static struct gw_upconn *up_connect(struct gw_req *r, unsigned cl, int idx)
 {
 	struct gw_worker *w = r->c->w;
@@ -183,8 +436,11 @@ static struct gw_upconn *up_connect(struct gw_req *r, unsigned cl, int idx)
 	u->srv = r->gen->cluster_base[cl] + (size_t)idx;
 	u->state = GW_UP_CONNECTING;
 	u->fd = -1;
-	u->req = r;
-	r->up = u;
+	struct gw_pool *pl = up_pool(u);
+	if (pl)
+		pl->n_open++;
+	gw_gauge_add(&up_hs(u)->conns_open, 1);
+	up_lease(u, r);
 	if (gw_parser_init(&u->ps, HTTP_RESPONSE, &r->gen->cfg->limits) != 0)
 		goto fail;
 	u->ps.on_body = up_body_cb;
@@ -194,10 +450,15 @@ static struct gw_upconn *up_connect(struct gw_req *r, unsigned cl, int idx)
 	u->fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (!u->ssl || !u->timer || u->fd < 0)
 		goto fail;
+	/* Resume the last session with this server: the pool is per generation, so the
+	 * session was verified with the same trust and name. */
+	if (pl && pl->sess)
+		SSL_set_session(u->ssl, pl->sess);
 	int one = 1;
 	setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	w->ctr.upstream_connects++;
-	if (connect(u->fd, (const struct sockaddr *)&s->addr, s->addrlen) != 0 && errno != EINPROGRESS)
+	if (connect(u->fd, (const struct sockaddr *)&s->addr, s->addrlen) != 0 &&
+	    errno != EINPROGRESS)
 		u->broken = true; /* refused at once: reported from the timer, not re-entrantly */
 	u->tcp_ev = event_new(w->base, u->fd, EV_WRITE, up_tcp_cb, u);
 	if (!u->tcp_ev)
@@ -206,79 +467,89 @@ static struct gw_upconn *up_connect(struct gw_req *r, unsigned cl, int idx)
 		event_add(u->tcp_ev, NULL);
 	return u;
 fail:
-	r->up = NULL;
-	u->req = NULL;
 	up_free(u);
 	return NULL;
 }
 
-
 /*
- * Picks a server and leases or opens a connection for r. Answers 503/502 when no server
- * is left to try; the reason says whether every try failed to connect or to verify.
+ * Picks a server and leases or opens a connection for r, or queues r for a slot, or
+ * answers (503 at once when no server is usable). from_queue: r was the queue's head.
  */
-void gw_upstream_start(struct gw_req *r)
+static enum up_start_result up_start(struct gw_req *r, bool from_queue)
 {
 	const struct conf_cluster *c = &r->gen->cfg->clusters[r->route->cluster];
 	unsigned cl = r->route->cluster;
-	int idx = r->attempts < c->max_attempts ? up_pick(r, cl) : -1;
+	struct gw_worker *w = r->c->w;
+	bool late =
+	    r->attempts > 0 && gw_now_us() - r->t_head > (uint64_t)c->retry_deadline * 1000u;
+	int idx = r->attempts < c->max_attempts && !late ? gw_balance_pick(r, cl) : GW_PICK_NONE;
+	if (idx == GW_PICK_FULL)
+		return upq_add(r, cl, from_queue);
 	if (idx < 0) {
-		if (r->last_fail == GW_UPSTREAM_TLS)
-			gw_req_finish(r, 502, GW_UPSTREAM_TLS, "upstream_tls_failed");
-		else if (r->last_fail == GW_UPSTREAM_TIMEOUT)
-			gw_req_finish(r, 504, GW_UPSTREAM_TIMEOUT, "upstream_connect_timeout");
-		else
-			gw_req_finish(r, 503, GW_NO_BACKEND, "no_backend_available");
-		return;
+		up_give_up(r);
+		return UP_FINISHED;
 	}
-	r->attempts++;
-	r->tried |= 1ull << idx;
+	size_t base = r->gen->cluster_base[cl], srv = base + (size_t)idx;
+	if (r->attempts > 0)
+		gw_stat_add(&r->gen->hs[base + r->tried_srv[r->attempts - 1]]->failovers);
+	r->tried_srv[r->attempts++] = (uint16_t)idx;
+	if (idx < 64)
+		r->tried |= 1ull << idx;
 	r->cluster = (int)cl;
 	r->server = idx;
-	struct gw_worker *w = r->c->w;
-	size_t srv = r->gen->cluster_base[cl] + (size_t)idx;
+	gw_stat_add(&r->gen->hs[srv]->requests);
 	if (w->pools && w->pools_gen == r->gen && !TAILQ_EMPTY(&w->pools[srv].idle)) {
 		struct gw_upconn *u = TAILQ_FIRST(&w->pools[srv].idle);
 		TAILQ_REMOVE(&w->pools[srv].idle, u, link);
 		w->pools[srv].n_idle--;
+		gw_gauge_add(&up_hs(u)->conns_idle, -1);
 		u->reused = true;
 		w->ctr.upstream_reuses++;
-		up_attach(u, r);
-		return;
+		up_lease(u, r);
+		up_attach(u);
+		return UP_STARTED;
 	}
 	struct gw_upconn *u = up_connect(r, cl, idx);
 	if (!u) {
 		gw_req_finish(r, 500, GW_INTERNAL, "out_of_memory");
-		return;
+		return UP_FINISHED;
 	}
-	up_timer_set(u, u->broken ? 0 : r->gen->cfg->timeouts.upstream_connect);
+	up_timer_set(u->timer, u->broken ? 0 : r->gen->cfg->timeouts.upstream_connect);
+	return UP_STARTED;
+}
+
+void gw_upstream_start(struct gw_req *r)
+{
+	(void)up_start(r, false);
 }
 
 /*
  * Ends the lease. A clean, reusable connection of the worker's current generation goes
- * back to its pool (bounded); anything else is closed.
+ * back to its pool (bounded) and keeps its session for resumption; anything else closes.
  */
 void gw_upstream_release(struct gw_upconn *u, bool reusable)
 {
 	struct gw_worker *w = u->w;
-	struct gw_req *r = u->req;
-	if (r)
-		r->up = NULL;
-	u->req = NULL;
-	u->ps.ud = NULL;
+	struct gw_pool *pl = up_pool(u);
 	const struct conf_cluster *cl = up_cluster(u);
-	bool pool_ok = reusable && !u->broken && w->pools && w->pools_gen == u->gen && !w->draining &&
-	               w->pools[u->srv].n_idle < cl->pool_max_idle &&
+	up_unlease(u);
+	u->ps.ud = NULL;
+	if (reusable && !u->broken)
+		up_session_keep(u);
+	bool pool_ok = reusable && !u->broken && pl && !w->draining &&
+	               pl->n_idle < cl->pool_max_idle &&
 	               evbuffer_get_length(bufferevent_get_input(u->bev)) == 0;
 	if (!pool_ok) {
 		up_free(u);
 		return;
 	}
 	u->state = GW_UP_IDLE;
-	TAILQ_INSERT_HEAD(&w->pools[u->srv].idle, u, link);
-	w->pools[u->srv].n_idle++;
+	TAILQ_INSERT_HEAD(&pl->idle, u, link);
+	pl->n_idle++;
+	gw_gauge_add(&up_hs(u)->conns_idle, 1);
 	bufferevent_enable(u->bev, EV_READ);
-	up_timer_set(u, cl->pool_idle_timeout);
+	up_timer_set(u->timer, cl->pool_idle_timeout);
+	upq_kick(w, u->cluster);
 }
 
 /*
@@ -295,34 +566,6 @@ void gw_upstream_resume_read(struct gw_upconn *u)
 		up_readcb(u->bev, u);
 }
 
-/*
- * One attempt failed before the backend could have produced a response: fail over if
- * the request can still be sent elsewhere unchanged, else answer with why.
- */
-static void up_attempt_failed(struct gw_upconn *u, enum gw_reason why, const char *detail)
-{
-	struct gw_req *r = u->req;
-	const struct conf_server *s = &up_cluster(u)->servers[u->srv - u->gen->cluster_base[u->cluster]];
-	gw_log(GW_LOG_WARN, "upstream %s (%s) for request %s: %s: %s", s->address, s->name,
-	       r ? r->id : "-", gw_reason_str(why), detail);
-	bool sent_nothing = u->state == GW_UP_CONNECTING;
-	up_free(u);
-	if (!r)
-		return;
-	r->up = NULL;
-	r->last_fail = why;
-	if (!sent_nothing) {
-		/* Rebuild the request from the replay copy, if it still holds all of it. */
-		if (!r->replay_ok || r->resp_started) {
-			gw_req_finish(r, why == GW_UPSTREAM_TIMEOUT ? 504 : 502, why, detail);
-			return;
-		}
-		evbuffer_drain(r->pending, evbuffer_get_length(r->pending));
-		evbuffer_add(r->pending, evbuffer_pullup(r->replay, -1), evbuffer_get_length(r->replay));
-	}
-	gw_upstream_start(r);
-}
-
 static void up_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_upconn *u = arg;
@@ -332,17 +575,17 @@ static void up_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	case GW_UP_CONNECTING:
 		if (u->broken)
-			up_attempt_failed(u, GW_NO_BACKEND, "connect failed");
+			up_attempt_failed(u, GW_NO_BACKEND, "connect failed", true);
 		else
-			up_attempt_failed(u, GW_UPSTREAM_TIMEOUT, "connect timeout");
+			up_attempt_failed(u, GW_UPSTREAM_TIMEOUT, "connect timeout", true);
 		return;
-	case GW_UP_ACTIVE: {
-		struct gw_req *r = u->req;
-		/* The backend may have acted: a timeout is never retried. */
+	case GW_UP_ACTIVE:
+		/* The backend may have acted: a timeout is never retried, but it is held
+		 * against the server (a hung backend gets ejected). */
 		u->broken = true;
-		gw_req_finish(r, 504, GW_UPSTREAM_TIMEOUT, "upstream_response_timeout");
+		gw_health_passive_fail(u->gen, u->cluster, u->srv, "response timeout");
+		gw_req_finish(u->req, 504, GW_UPSTREAM_TIMEOUT, "upstream_response_timeout");
 		return;
-	}
 	}
 }
 
@@ -351,7 +594,7 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
 	struct gw_upconn *u = arg;
 	if (what & BEV_EVENT_CONNECTED) {
 		if (u->req)
-			up_attach(u, u->req);
+			up_attach(u);
 		return;
 	}
 	if (u->state == GW_UP_IDLE) {
@@ -361,7 +604,7 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
 	if (u->state == GW_UP_CONNECTING) {
 		/* TCP was up (see up_tcp_cb): whatever failed now failed in TLS. */
 		unsigned long e = bufferevent_get_openssl_error(bev);
-		up_attempt_failed(u, GW_UPSTREAM_TLS, pki_client_error_str(u->ssl, e));
+		up_attempt_failed(u, GW_UPSTREAM_TLS, pki_client_error_str(u->ssl, e), true);
 		return;
 	}
 	struct gw_req *r = u->req;
@@ -377,16 +620,20 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
 			up_free(u);
 		return;
 	}
-	if (!u->got_bytes && u->reused) {
-		/* A pooled connection the backend had already closed: the classic keep-alive
-		 * race. Safe to retry when the request is replayable. */
-		up_attempt_failed(u, GW_UPSTREAM_PROTOCOL, "pooled connection closed");
+	if (!u->got_bytes) {
+		/* Closed before a byte of the answer: safe to send elsewhere when replayable.
+		 * On a pooled connection this is the classic keep-alive race. */
+		up_attempt_failed(
+		    u, GW_UPSTREAM_PROTOCOL,
+		    u->reused ? "pooled connection closed" : "closed before answering", !u->reused);
 		return;
 	}
-	if (r)
-		gw_req_finish(r, 502, GW_UPSTREAM_PROTOCOL, "upstream_closed_early");
-	else
+	if (!r) {
 		up_free(u);
+		return;
+	}
+	gw_health_passive_fail(u->gen, u->cluster, u->srv, "closed mid-response");
+	gw_req_finish(r, 502, GW_UPSTREAM_PROTOCOL, "upstream_closed_early");
 }
 
 /* The response head: status line and headers minus hop-by-hop, framing set by us. */
@@ -399,6 +646,11 @@ static void up_send_head(struct gw_upconn *u, struct gw_req *r)
 		gw_req_finish(r, 500, GW_INTERNAL, "out_of_memory");
 		return;
 	}
+	/* The head is the passive health verdict: a 5xx counts against the server. */
+	if (h->status >= 500)
+		gw_health_passive_fail(u->gen, u->cluster, u->srv, "5xx answer");
+	else
+		gw_health_passive_ok(u->gen, u->srv);
 	evbuffer_add_printf(b, "HTTP/1.1 %u ", h->status);
 	evbuffer_add(b, h->buf + h->url_off, h->url_len);
 	evbuffer_add(b, "\r\n", 2);
@@ -473,7 +725,7 @@ static void up_readcb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	struct gw_req *r = u->req;
-	up_timer_set(u, r->gen->cfg->timeouts.upstream_response);
+	up_timer_set(u->timer, r->gen->cfg->timeouts.upstream_response);
 	while (evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
 		evbuffer_peek(in, -1, NULL, &v, 1);
@@ -484,6 +736,7 @@ static void up_readcb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, used);
 		if (f == GW_FEED_ERROR) {
 			u->broken = true;
+			gw_health_passive_fail(u->gen, u->cluster, u->srv, "bad response");
 			gw_req_finish(r, 502, GW_UPSTREAM_PROTOCOL, "bad_upstream_response");
 			return;
 		}
@@ -518,7 +771,7 @@ static void up_writecb(struct bufferevent *bev, void *arg)
 	if (u->state != GW_UP_ACTIVE || !r)
 		return;
 	/* Upload progress counts as liveness; and the backend drained: read the client. */
-	up_timer_set(u, r->gen->cfg->timeouts.upstream_response);
+	up_timer_set(u->timer, r->gen->cfg->timeouts.upstream_response);
 	if (r->c->read_paused)
 		gw_conn_pause_read(r->c, false);
 }
