@@ -160,8 +160,8 @@ static int on_headers_complete(llhttp_t *p)
 	if (p->type == HTTP_REQUEST && !h->chunked && h->clen == 0)
 		return 0;
 	/* Likewise for responses that cannot have a body (1xx, 204, 304, length 0). */
-	if (p->type == HTTP_RESPONSE &&
-	    (h->status < 200 || h->status == 204 || h->status == 304 || (h->has_clen && h->clen == 0)))
+	if (p->type == HTTP_RESPONSE && (h->status < 200 || h->status == 204 || h->status == 304 ||
+	                                 (h->has_clen && h->clen == 0)))
 		return 0;
 	return HPE_PAUSED;
 }
@@ -183,15 +183,15 @@ static int on_message_complete(llhttp_t *p)
 }
 
 static const llhttp_settings_t gw_settings = {
-	.on_message_begin = on_message_begin,
-	.on_url = on_url,
-	.on_status = on_status,
-	.on_header_field = on_header_field,
-	.on_header_value = on_header_value,
-	.on_header_field_complete = on_header_field_complete,
-	.on_headers_complete = on_headers_complete,
-	.on_body = on_body,
-	.on_message_complete = on_message_complete,
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_status = on_status,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_header_field_complete = on_header_field_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
 };
 
 /*
@@ -243,7 +243,7 @@ const char *gw_parser_error(struct gw_parser *ps)
 	if (strncmp(name, "HPE_", 4) == 0)
 		name += 4;
 	size_t i = 0;
-	for (; name[i] && i < sizeof(ps->err_token) - 1; i++)
+	for (; i < sizeof(ps->err_token) - 1 && name[i]; i++)
 		ps->err_token[i] = (char)tolower((unsigned char)name[i]);
 	ps->err_token[i] = '\0';
 	return ps->err_token;
@@ -397,9 +397,16 @@ static bool connection_lists(const struct gw_head *h, const char *name, size_t l
 
 bool gw_header_is_hop_by_hop(const char *name, size_t len, const struct gw_head *h)
 {
-	static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
-	                                  "te", "trailer", "transfer-encoding", "upgrade",
-	                                  "proxy-authorization", "proxy-authenticate", "expect",
+	static const char *const hop[] = {"connection",
+	                                  "keep-alive",
+	                                  "proxy-connection",
+	                                  "te",
+	                                  "trailer",
+	                                  "transfer-encoding",
+	                                  "upgrade",
+	                                  "proxy-authorization",
+	                                  "proxy-authenticate",
+	                                  "expect",
 	                                  "content-length"};
 	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
 		if (span_ieq(name, len, hop[i]))
@@ -415,8 +422,8 @@ bool gw_header_is_hop_by_hop(const char *name, size_t len, const struct gw_head 
  */
 bool gw_header_is_identity(const char *name, size_t len)
 {
-	static const char *const prefixes[] = {"x-client-", "x-forwarded-", "x-gateway-",
-	                                       "x-ssl-", "x-remote-"};
+	static const char *const prefixes[] = {"x-client-", "x-forwarded-", "x-gateway-", "x-ssl-",
+	                                       "x-remote-"};
 	static const char *const exact[] = {"forwarded", "x-real-ip", "x-request-id",
 	                                    "x-forwarded-client-cert", "ssl-client-cert"};
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {

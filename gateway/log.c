@@ -40,9 +40,10 @@ void gw_log(enum gw_log_level lvl, const char *fmt, ...)
 	time_t secs = (time_t)(now / 1000000u);
 	struct tm tm;
 	gmtime_r(&secs, &tm);
-	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ gatewayd[%d] %s: ",
-	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-	                 tm.tm_sec, (unsigned)(now % 1000000u), (int)getpid(), names[lvl]);
+	int n = snprintf(line, sizeof(line),
+	                 "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ gatewayd[%d] %s: ", tm.tm_year + 1900,
+	                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	                 (unsigned)(now % 1000000u), (int)getpid(), names[lvl]);
 	va_list ap;
 	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

@@ -79,6 +79,24 @@ struct policy_rule_spec {
 	unsigned methods; /* POLICY_M_* bits, 0 = all */
 	const char *file; /* where the rule was written, copied */
 	int line;
+	/* Added with groups: when set, the rule is about every member of the group of this
+	 * name (see struct policy_group_spec) and who/value are ignored. */
+	const char *group;
+};
+
+/* One identity of a group: any kind but POLICY_WHO_ANY, checked like a rule's value. */
+struct policy_member_spec {
+	enum policy_who who;
+	const char *value;
+};
+
+/* A named set of identities, defined once and referenced by rules through their name. */
+struct policy_group_spec {
+	const char *name;
+	const struct policy_member_spec *members;
+	size_t n_members;
+	const char *file;
+	int line;
 };
 
 /* What a route needs besides the client certificate (tokens come with the authn work). */
@@ -103,6 +121,9 @@ struct policy_spec {
 	size_t n_routes;
 	const struct policy_rule_spec *rules;
 	size_t n_rules;
+	/* Added with groups; zero-initialised specs have none. */
+	const struct policy_group_spec *groups;
+	size_t n_groups;
 };
 
 /* A route as stored in a built policy; read-only for callers. */
@@ -128,6 +149,66 @@ struct policy_decision {
 /* Called for every problem policy_build finds; is_error false means a warning. */
 typedef void (*policy_report_fn)(void *arg, bool is_error, const char *file, int line,
                                  const char *msg);
+
+/* A built rule as written (strings borrowed from the policy; read-only). */
+struct policy_rule_info {
+	enum policy_effect effect;
+	enum policy_who who;         /* unused when group is set */
+	const char *value;           /* NULL for POLICY_WHO_ANY and group rules; a SPIFFE
+	                              * prefix ends in '/' (the '*' is not kept) */
+	const char *group;           /* name of the group the rule names, or NULL */
+	const char *const *prefixes; /* as written, normalised */
+	size_t n_prefixes;
+	unsigned methods; /* 0 = all */
+	const char *file;
+	int line;
+	size_t index; /* position among the policy's rules, 0-based */
+};
+
+/* How a rule relates to one request, for policy_explain. */
+enum policy_explain_kind {
+	POLICY_EXPLAIN_DECIDED = 0,    /* the rule policy_decide returned */
+	POLICY_EXPLAIN_MATCHED,        /* applies too (identity, method, prefix), did not decide */
+	POLICY_EXPLAIN_OTHER_METHOD,   /* identity and prefix apply; the method is not listed */
+	POLICY_EXPLAIN_OTHER_PREFIX,   /* the caller's identity; no prefix covers the path */
+	POLICY_EXPLAIN_OTHER_IDENTITY, /* a prefix covers the path; an identity the caller lacks */
+};
+
+struct policy_explain_item {
+	enum policy_explain_kind kind;
+	const struct policy_rule *rule;
+	const char *prefix; /* the rule's longest prefix covering the path, else its first */
+};
+
+typedef void (*policy_explain_fn)(void *arg, const struct policy_explain_item *item);
+
+/*
+ * What one identity may do under one prefix, as policy_grants and policy_diff see it: a
+ * caller holding this identity alone (plus what it implies: the SPIFFE prefixes above a
+ * SPIFFE ID, and "any") asks for a path under prefix but under none of the longer
+ * prefixes the policy names for it.
+ */
+struct policy_grant {
+	enum policy_who who;
+	const char *value; /* NULL for POLICY_WHO_ANY; NUL-terminated */
+	const char *prefix;
+	unsigned allowed; /* methods allowed there */
+	unsigned denied;  /* methods a deny rule refuses there */
+};
+
+typedef void (*policy_grant_fn)(void *arg, const struct policy_grant *g);
+
+/* One change between two policies, at one identity and prefix (see struct policy_grant). */
+struct policy_change {
+	enum policy_who who;
+	const char *value;
+	const char *prefix;
+	unsigned gained, lost;         /* methods allowed only in the new / only in the old */
+	const struct policy_rule *was; /* old deciding rule for the first changed method */
+	const struct policy_rule *now; /* new deciding rule for it (NULL: default deny) */
+};
+
+typedef void (*policy_change_fn)(void *arg, const struct policy_change *c);
 
 /* ---- path normalisation ---- */
 
@@ -160,7 +241,10 @@ unsigned policy_method_parse(const char *name);
 /*
  * Builds an immutable policy from specs (all strings copied). Reports every problem
  * through report (may be NULL), with the spec's file:line. Returns 0 and sets *out, or
- * -1 if any error was reported (nothing is kept).
+ * -1 if any error was reported (nothing is kept). A policy without errors is then checked
+ * for rules that cannot matter, each reported as a warning at its file:line: rules fully
+ * shadowed by others, duplicates, and (when there are routes) allows for prefixes that no
+ * route serves. Costs O(rules) plus a sort per identity; no step looks at all rule pairs.
  */
 int policy_build(const struct policy_spec *spec, policy_report_fn report, void *arg,
                  struct policy **out);
@@ -193,5 +277,59 @@ const char *policy_rule_file(const struct policy_rule *r, int *line);
 size_t policy_n_rules(const struct policy *p);
 size_t policy_n_routes(const struct policy *p);
 const struct policy_route *policy_route_at(const struct policy *p, size_t i);
+
+/* ---- rules, explain, grants, diff, digest (added with policy files) ---- */
+
+/* The i-th rule in spec order (kept rules only), or NULL past the end. */
+const struct policy_rule *policy_rule_at(const struct policy *p, size_t i);
+/* Fills *out with r's fields, borrowed from the policy; r must not be NULL. */
+void policy_rule_get(const struct policy_rule *r, struct policy_rule_info *out);
+size_t policy_n_groups(const struct policy *p);
+
+/* Stable token of an identity kind: "spiffe", "spiffe_prefix", "cn", "dns", ... */
+const char *policy_who_str(enum policy_who w);
+/*
+ * Writes an identity as an operator reads it: "cn=alice", "spiffe=spiffe://td/ns/" plus a star,
+ * "any", or "group=NAME" when group is set. Always NUL-terminates (truncating); returns
+ * the length it needed, like snprintf.
+ */
+size_t policy_ident_format(enum policy_who who, const char *value, const char *group, char *buf,
+                           size_t cap);
+/* "GET,POST" for a method set, "*" for 0 (all); same contract as policy_ident_format. */
+size_t policy_methods_format(unsigned methods, char *buf, size_t cap);
+
+/*
+ * Decides exactly like policy_decide (same *out) and then calls fn for every rule that
+ * bears on the request, in rule order, classified by enum policy_explain_kind; rules that
+ * share neither the caller's identity nor a prefix covering the path are skipped. Costs
+ * one pass over all rules: for tools, not for the request path.
+ */
+void policy_explain(const struct policy *p, const struct authn_principal *who, unsigned method,
+                    const char *path, size_t len, struct policy_decision *out, policy_explain_fn fn,
+                    void *arg);
+
+/*
+ * Calls fn for every identity the policy names (group members one by one, "any" too) and
+ * every prefix that matters to it, sorted by identity then prefix, with the methods
+ * allowed and denied there (see struct policy_grant). Returns 0, or -1 when memory ran out
+ * (fn may have been called for part of the grants).
+ */
+int policy_grants(const struct policy *p, policy_grant_fn fn, void *arg);
+
+/*
+ * Calls fn for every identity and prefix where the methods allowed differ between old and
+ * new, sorted like policy_grants: who gains and who loses access, before a policy ships.
+ * Either policy may be NULL (no rules). Returns 0, or -1 when memory ran out.
+ */
+int policy_diff(const struct policy *old_p, const struct policy *new_p, policy_change_fn fn,
+                void *arg);
+
+/*
+ * SHA-256 over the groups and rules in order (effect, identity or group, methods,
+ * prefixes; not file names or line numbers, so moving or re-commenting a file keeps it),
+ * computed once at build. All zero for NULL. The hex form is 64 characters and a NUL.
+ */
+void policy_digest(const struct policy *p, unsigned char out[32]);
+void policy_digest_hex(const struct policy *p, char out[65]);
 
 #endif

@@ -109,6 +109,28 @@ struct ptrie_node *ptrie_insert(struct ptrie_node *root, const char *prefix, siz
 	return n;
 }
 
+/* Node for exactly prefix ("/" is the root), or NULL when absent. */
+const struct ptrie_node *ptrie_find(const struct ptrie_node *root, const char *prefix, size_t len)
+{
+	const struct ptrie_node *n = root;
+	size_t i = 1;
+
+	if (!root || len == 0 || prefix[0] != '/')
+		return NULL;
+	while (i < len) {
+		size_t e = i;
+		bool found;
+		while (e < len && prefix[e] != '/')
+			e++;
+		size_t at = kid_search(n, prefix + i, e - i, &found);
+		if (!found)
+			return NULL;
+		n = n->kids[at];
+		i = e + 1;
+	}
+	return n;
+}
+
 /*
  * Calls fn for the root (covering 1 byte, "/") and then for each node matching the next
  * segment of path, deepest last. Stops at the first segment with no node.

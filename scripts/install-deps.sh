@@ -6,7 +6,8 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config git
       libssl-dev openssl libevent-dev libconfig-dev libsodium-dev libcunit1-dev
-      node-llhttp libjansson-dev curl procps psmisc python3 clang-format cppcheck clang)
+      node-llhttp libjansson-dev curl procps psmisc python3 clang-format cppcheck clang
+      libclang-rt-dev)  # clang's sanitizer and libFuzzer runtimes (fuzz/), only Recommended by clang
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(nginx-light haproxy)
 fi

@@ -9,11 +9,11 @@
 #include "gw.h"
 
 static const struct conf_limits limits = {
-	.request_line = 256, .header_bytes = 1024, .header_count = 10, .body = 1 << 20};
+    .request_line = 256, .header_bytes = 1024, .header_count = 10, .body = 1 << 20};
 
 struct parse_result {
-	bool error;        /* parser or head check refused it */
-	const char *why;   /* reason token */
+	bool error;      /* parser or head check refused it */
+	const char *why; /* reason token */
 	bool head_done;
 	size_t body_bytes;
 	bool msg_done;
@@ -70,38 +70,49 @@ static const struct {
 	const char *req;
 	size_t len;
 } bad[] = {
-	{"CL and TE", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")},
-	{"TE and CL", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n")},
-	{"differing CL", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd")},
-	{"duplicate CL", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc")},
-	{"CL list", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc")},
-	{"TE gzip", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n")},
-	{"TE chunked not final", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n")},
-	{"TE gzip, chunked", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")},
-	{"TE twice", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")},
-	{"TE with space in name", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n")},
-	{"obs-fold", S("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n")},
-	{"bare LF in header", S("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\nX-B: c\r\n\r\n")},
-	{"bare CR in header", S("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rX-B: c\r\n\r\n")},
-	{"NUL in header", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n", 38},
-	{"space in header name", S("GET / HTTP/1.1\r\nHost: a\r\nX A: b\r\n\r\n")},
-	{"bad header name", S("GET / HTTP/1.1\r\nHost: a\r\nX(A): b\r\n\r\n")},
-	{"fragment in target", S("GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n")},
-	{"HTTP/0.9", S("GET /\r\n")},
-	{"HTTP/2 preface", S("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")},
-	{"HTTP/2.0 version", S("GET / HTTP/2.0\r\nHost: a\r\n\r\n")},
-	{"CONNECT", S("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")},
-	{"Upgrade h2c", S("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAA\r\n\r\n")},
-	{"missing Host", S("GET / HTTP/1.1\r\n\r\n")},
-	{"two Hosts", S("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")},
-	{"identity alias", S("GET / HTTP/1.1\r\nHost: a\r\nX_Client_Identity: admin\r\n\r\n")},
-	{"identity alias mixed", S("GET / HTTP/1.1\r\nHost: a\r\nx-client_cn: admin\r\n\r\n")},
-	{"chunk size junk", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3x\r\nabc\r\n0\r\n\r\n")},
-		{"too many headers", S("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: 1\r\nH: 1\r\nI: 1\r\nJ: 1\r\n\r\n")},
-	{"space before colon", S("GET / HTTP/1.1\r\nHost : a\r\n\r\n")},
-	{"chunked on HTTP/1.0", S("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")},
-	{"negative CL", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n")},
-	{"plus CL", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\na")},
+    {"CL and TE", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: "
+                    "chunked\r\n\r\n0\r\n\r\n")},
+    {"TE and CL", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: "
+                    "3\r\n\r\n0\r\n\r\n")},
+    {"differing CL",
+     S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd")},
+    {"duplicate CL",
+     S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc")},
+    {"CL list", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc")},
+    {"TE gzip", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n")},
+    {"TE chunked not final",
+     S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n")},
+    {"TE gzip, chunked",
+     S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")},
+    {"TE twice", S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+                   "chunked\r\n\r\n0\r\n\r\n")},
+    {"TE with space in name",
+     S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n")},
+    {"obs-fold", S("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n")},
+    {"bare LF in header", S("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\nX-B: c\r\n\r\n")},
+    {"bare CR in header", S("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rX-B: c\r\n\r\n")},
+    {"NUL in header", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n", 38},
+    {"space in header name", S("GET / HTTP/1.1\r\nHost: a\r\nX A: b\r\n\r\n")},
+    {"bad header name", S("GET / HTTP/1.1\r\nHost: a\r\nX(A): b\r\n\r\n")},
+    {"fragment in target", S("GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n")},
+    {"HTTP/0.9", S("GET /\r\n")},
+    {"HTTP/2 preface", S("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")},
+    {"HTTP/2.0 version", S("GET / HTTP/2.0\r\nHost: a\r\n\r\n")},
+    {"CONNECT", S("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")},
+    {"Upgrade h2c", S("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, "
+                      "HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAA\r\n\r\n")},
+    {"missing Host", S("GET / HTTP/1.1\r\n\r\n")},
+    {"two Hosts", S("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")},
+    {"identity alias", S("GET / HTTP/1.1\r\nHost: a\r\nX_Client_Identity: admin\r\n\r\n")},
+    {"identity alias mixed", S("GET / HTTP/1.1\r\nHost: a\r\nx-client_cn: admin\r\n\r\n")},
+    {"chunk size junk",
+     S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3x\r\nabc\r\n0\r\n\r\n")},
+    {"too many headers", S("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: "
+                           "1\r\nF: 1\r\nG: 1\r\nH: 1\r\nI: 1\r\nJ: 1\r\n\r\n")},
+    {"space before colon", S("GET / HTTP/1.1\r\nHost : a\r\n\r\n")},
+    {"chunked on HTTP/1.0", S("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")},
+    {"negative CL", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n")},
+    {"plus CL", S("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\na")},
 };
 
 static void test_smuggling_shapes_refused(void)
@@ -145,7 +156,8 @@ static void test_obs_fold_across_feeds(void)
 	CU_ASSERT_EQUAL(gw_parser_feed(&ps, d, sizeof(d) - 1, &used), GW_FEED_DONE);
 	const char *v;
 	size_t vl;
-	CU_ASSERT(gw_head_find(&ps.head, "x-a", &v, &vl) == 1 && vl == 3 && memcmp(v, "b c", 3) == 0);
+	CU_ASSERT(gw_head_find(&ps.head, "x-a", &v, &vl) == 1 && vl == 3 &&
+	          memcmp(v, "b c", 3) == 0);
 	gw_parser_free(&ps);
 }
 
@@ -157,7 +169,8 @@ static void test_valid_requests(void)
 	r = parse(S("POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"));
 	CU_ASSERT(!r.error && r.msg_done);
 	CU_ASSERT_EQUAL(r.body_bytes, 5);
-	r = parse(S("POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"));
+	r = parse(S("POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+	            "chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"));
 	CU_ASSERT(!r.error && r.msg_done);
 	CU_ASSERT_EQUAL(r.body_bytes, 5);
 	r = parse(S("GET / HTTP/1.0\r\n\r\n"));
@@ -169,8 +182,9 @@ static void test_valid_requests(void)
 /* The head arena keeps header names and values apart even when they arrive split. */
 static void test_head_collected_across_splits(void)
 {
-	static const char req[] = "GET /path HTTP/1.1\r\nHost: example\r\nX-Long-Name: some value\r\n"
-	                          "X-Empty:\r\nAccept: */*\r\n\r\n";
+	static const char req[] =
+	    "GET /path HTTP/1.1\r\nHost: example\r\nX-Long-Name: some value\r\n"
+	    "X-Empty:\r\nAccept: */*\r\n\r\n";
 	struct gw_parser ps;
 	CU_ASSERT_FATAL(gw_parser_init(&ps, HTTP_REQUEST, &limits) == 0);
 	size_t len = sizeof(req) - 1, off = 0;
@@ -191,14 +205,16 @@ static void test_head_collected_across_splits(void)
 	CU_ASSERT_EQUAL(gw_head_find(&ps.head, "accept", &v, &vl), 1);
 	CU_ASSERT(vl == 3 && memcmp(v, "*/*", 3) == 0);
 	CU_ASSERT_EQUAL(ps.head.n_hdrs, 4);
-	CU_ASSERT(ps.head.url_len == 5 && memcmp(gw_head_str(&ps.head, ps.head.url_off), "/path", 5) == 0);
+	CU_ASSERT(ps.head.url_len == 5 &&
+	          memcmp(gw_head_str(&ps.head, ps.head.url_off), "/path", 5) == 0);
 	gw_parser_free(&ps);
 }
 
 /* Two pipelined requests: the parser stops after the first and resumes for the second. */
 static void test_pipelined_stop_between_messages(void)
 {
-	static const char two[] = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char two[] =
+	    "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n";
 	struct gw_parser ps;
 	CU_ASSERT_FATAL(gw_parser_init(&ps, HTTP_REQUEST, &limits) == 0);
 	size_t used = 0;
@@ -234,7 +250,8 @@ static void test_header_classes(void)
 /* A header named in Connection is hop-by-hop for this message only. */
 static void test_connection_listed_is_hop_by_hop(void)
 {
-	static const char req[] = "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Foo\r\nX-Foo: 1\r\n\r\n";
+	static const char req[] =
+	    "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Foo\r\nX-Foo: 1\r\n\r\n";
 	struct gw_parser ps;
 	CU_ASSERT_FATAL(gw_parser_init(&ps, HTTP_REQUEST, &limits) == 0);
 	size_t used;
@@ -259,7 +276,8 @@ static void test_responses(void)
 	CU_ASSERT_EQUAL(gw_parser_feed(&ps, r200, sizeof(r200) - 1, &used), GW_FEED_HEAD);
 	CU_ASSERT(ps.head.has_clen && ps.head.clen == 3);
 	size_t used2;
-	CU_ASSERT_EQUAL(gw_parser_feed(&ps, r200 + used, sizeof(r200) - 1 - used, &used2), GW_FEED_DONE);
+	CU_ASSERT_EQUAL(gw_parser_feed(&ps, r200 + used, sizeof(r200) - 1 - used, &used2),
+	                GW_FEED_DONE);
 	gw_parser_reset(&ps);
 	ps.skip_body = true; /* answer to HEAD */
 	CU_ASSERT_EQUAL(gw_parser_feed(&ps, r200, sizeof(r200) - 4, &used), GW_FEED_DONE);

@@ -33,7 +33,7 @@ static void report_collect(void *arg, bool is_error, const char *file, int line,
 static struct policy *build(const struct policy_rule_spec *rules, size_t n_rules,
                             const struct policy_route_spec *routes, size_t n_routes)
 {
-	const struct policy_spec spec = {routes, n_routes, rules, n_rules};
+	const struct policy_spec spec = {routes, n_routes, rules, n_rules, NULL, 0};
 	struct report_log log = {0};
 	struct policy *p = NULL;
 
@@ -95,15 +95,16 @@ static const char *const P_HEALTH[] = {"/health"};
 static void test_matchers(void)
 {
 	const struct policy_rule_spec rules[] = {
-	    {POLICY_ALLOW, POLICY_WHO_SPIFFE, "spiffe://ex.org/ns/prod/sa/web", P_S1, 1, 0, "p", 1},
+	    {POLICY_ALLOW, POLICY_WHO_SPIFFE, "spiffe://ex.org/ns/prod/sa/web", P_S1, 1, 0, "p", 1,
+	     NULL},
 	    {POLICY_ALLOW, POLICY_WHO_SPIFFE_PREFIX, "spiffe://ex.org/ns/prod/*", P_S2, 1, 0, "p",
-	     2},
-	    {POLICY_ALLOW, POLICY_WHO_CN, "alice", P_CN, 1, 0, "p", 3},
-	    {POLICY_ALLOW, POLICY_WHO_SAN_DNS, "svc.ex.org", P_DNS, 1, 0, "p", 4},
-	    {POLICY_ALLOW, POLICY_WHO_FINGERPRINT, FP_A, P_FP, 1, 0, "p", 5},
-	    {POLICY_ALLOW, POLICY_WHO_TOKEN_SUB, "user-7", P_SUB, 1, 0, "p", 6},
-	    {POLICY_ALLOW, POLICY_WHO_SCOPE, "read:x", P_SCOPE, 1, 0, "p", 7},
-	    {POLICY_ALLOW, POLICY_WHO_ANY, NULL, P_HEALTH, 1, 0, "p", 8},
+	     2, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_CN, "alice", P_CN, 1, 0, "p", 3, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_SAN_DNS, "svc.ex.org", P_DNS, 1, 0, "p", 4, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_FINGERPRINT, FP_A, P_FP, 1, 0, "p", 5, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_TOKEN_SUB, "user-7", P_SUB, 1, 0, "p", 6, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_SCOPE, "read:x", P_SCOPE, 1, 0, "p", 7, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_ANY, NULL, P_HEALTH, 1, 0, "p", 8, NULL},
 	};
 	char *dns[] = {(char *)"other.ex.org", (char *)"svc.ex.org"};
 	char *scopes[] = {(char *)"write:y", (char *)"read:x"};
@@ -162,11 +163,11 @@ static void test_deny_and_specificity(void)
 	static const char *const api[] = {"/api"}, *const adm[] = {"/api/admin"};
 	static const char *const a[] = {"/a"}, *const ab[] = {"/a/b"};
 	const struct policy_rule_spec rules[] = {
-	    {POLICY_ALLOW, POLICY_WHO_CN, "alice", api, 1, 0, "p", 1},
-	    {POLICY_DENY, POLICY_WHO_CN, "alice", adm, 1, 0, "p", 2},
-	    {POLICY_ALLOW, POLICY_WHO_ANY, NULL, P_ROOT, 1, 0, "p", 3},
-	    {POLICY_DENY, POLICY_WHO_SCOPE, "banned", a, 1, 0, "p", 4},
-	    {POLICY_ALLOW, POLICY_WHO_CN, "alice", ab, 1, 0, "p", 5},
+	    {POLICY_ALLOW, POLICY_WHO_CN, "alice", api, 1, 0, "p", 1, NULL},
+	    {POLICY_DENY, POLICY_WHO_CN, "alice", adm, 1, 0, "p", 2, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_ANY, NULL, P_ROOT, 1, 0, "p", 3, NULL},
+	    {POLICY_DENY, POLICY_WHO_SCOPE, "banned", a, 1, 0, "p", 4, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_CN, "alice", ab, 1, 0, "p", 5, NULL},
 	};
 	char *scopes[] = {(char *)"banned"};
 	struct authn_cert_id alice = {.cn = (char *)"alice"};
@@ -198,13 +199,13 @@ static void test_methods_segments_case(void)
 	static const char *const r[] = {"/r"}, *const rw[] = {"/r/w"}, *const users[] = {"/users"};
 	static const char *const adm[] = {"/admin"};
 	const struct policy_rule_spec rules[] = {
-	    {POLICY_ALLOW, POLICY_WHO_CN, "bob", r, 1, POLICY_M_GET | POLICY_M_HEAD, "p", 1},
-	    {POLICY_ALLOW, POLICY_WHO_CN, "bob", rw, 1, 0, "p", 2},
-	    {POLICY_DENY, POLICY_WHO_CN, "bob", rw, 1, POLICY_M_DELETE, "p", 3},
-	    {POLICY_ALLOW, POLICY_WHO_CN, "bob", users, 1, 0, "p", 4},
-	    {POLICY_ALLOW, POLICY_WHO_CN, "admin", adm, 1, 0, "p", 5},
-	    {POLICY_ALLOW, POLICY_WHO_SAN_DNS, "svc.ex.org", adm, 1, 0, "p", 6},
-	    {POLICY_ALLOW, POLICY_WHO_TOKEN_SUB, "admin", adm, 1, 0, "p", 7},
+	    {POLICY_ALLOW, POLICY_WHO_CN, "bob", r, 1, POLICY_M_GET | POLICY_M_HEAD, "p", 1, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_CN, "bob", rw, 1, 0, "p", 2, NULL},
+	    {POLICY_DENY, POLICY_WHO_CN, "bob", rw, 1, POLICY_M_DELETE, "p", 3, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_CN, "bob", users, 1, 0, "p", 4, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_CN, "admin", adm, 1, 0, "p", 5, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_SAN_DNS, "svc.ex.org", adm, 1, 0, "p", 6, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_TOKEN_SUB, "admin", adm, 1, 0, "p", 7, NULL},
 	};
 	char *dns[] = {(char *)"SVC.ex.org"};
 	struct authn_cert_id bob = {.cn = (char *)"bob"};
@@ -242,8 +243,8 @@ static void test_methods_segments_case(void)
 static void test_default_and_empty(void)
 {
 	static const char *const x[] = {"/x"};
-	const struct policy_rule_spec rule = {
-	    POLICY_ALLOW, POLICY_WHO_CN, "carol", x, 1, 0, "p", 1};
+	const struct policy_rule_spec rule = {POLICY_ALLOW, POLICY_WHO_CN, "carol", x, 1, 0, "p", 1,
+	                                      NULL};
 	struct authn_cert_id dave = {.cn = (char *)"dave"};
 	const struct authn_principal pd = {.cert = &dave}, none = {0};
 	const struct authn_principal *who[] = {&pd, &none};
@@ -284,7 +285,7 @@ static void test_many_rules(void)
 		snprintf(paths[i], sizeof(paths[i]), "/u/%d", i);
 		pp[i] = paths[i];
 		rules[i] = (struct policy_rule_spec){
-		    POLICY_ALLOW, POLICY_WHO_CN, names[i], &pp[i], 1, 0, "p", i + 1};
+		    POLICY_ALLOW, POLICY_WHO_CN, names[i], &pp[i], 1, 0, "p", i + 1, NULL};
 	}
 	struct policy *p = build(rules, N, NULL, 0);
 	CU_ASSERT_FATAL(p != NULL);
@@ -380,23 +381,24 @@ static void test_build_errors(void)
 	    {"/v", "/v1/", 0, POLICY_NEED_CERT, "routes.conf", 13},
 	};
 	const struct policy_rule_spec rules[] = {
-	    {POLICY_ALLOW, POLICY_WHO_CN, "a", bad1, 1, 0, "rules.conf", 20},
-	    {POLICY_ALLOW, POLICY_WHO_SPIFFE, "spiffe://Ex.org/a", ok, 1, 0, "rules.conf", 21},
+	    {POLICY_ALLOW, POLICY_WHO_CN, "a", bad1, 1, 0, "rules.conf", 20, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_SPIFFE, "spiffe://Ex.org/a", ok, 1, 0, "rules.conf", 21,
+	     NULL},
 	    {POLICY_ALLOW, POLICY_WHO_SPIFFE_PREFIX, "spiffe://ex.org/a", ok, 1, 0, "rules.conf",
-	     22},
-	    {POLICY_ALLOW, POLICY_WHO_FINGERPRINT, "ABCD", ok, 1, 0, "rules.conf", 23},
-	    {POLICY_ALLOW, POLICY_WHO_CN, "", ok, 1, 0, "rules.conf", 24},
-	    {POLICY_ALLOW, POLICY_WHO_CN, "a", ok, 0, 0, "rules.conf", 25},
-	    {POLICY_ALLOW, POLICY_WHO_CN, "a", bad2, 2, 0, "rules.conf", 26},
+	     22, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_FINGERPRINT, "ABCD", ok, 1, 0, "rules.conf", 23, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_CN, "", ok, 1, 0, "rules.conf", 24, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_CN, "a", ok, 0, 0, "rules.conf", 25, NULL},
+	    {POLICY_ALLOW, POLICY_WHO_CN, "a", bad2, 2, 0, "rules.conf", 26, NULL},
 	    {POLICY_ALLOW, POLICY_WHO_SPIFFE_PREFIX, "spiffe://ex.org/a/*", ok, 1, 0, "rules.conf",
-	     27},
+	     27, NULL},
 	};
 	const char *const want[] = {
 	    "routes.conf:10: ", "routes.conf:12: ", "routes.conf:13: ", "rules.conf:20: ",
 	    "rules.conf:21: ",  "rules.conf:22: ",  "rules.conf:23: ",  "rules.conf:24: ",
 	    "rules.conf:25: ",  "rules.conf:26: ",
 	};
-	const struct policy_spec spec = {routes, 4, rules, 8};
+	const struct policy_spec spec = {routes, 4, rules, 8, NULL, 0};
 	struct report_log log = {0};
 	struct policy *p = (struct policy *)&log; /* must be reset to NULL */
 
@@ -411,11 +413,11 @@ static void test_build_errors(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(log.text[1], "routes.conf:11"));
 
 	/* Each valid part alone builds; no report callback is fine too. */
-	const struct policy_spec good = {&routes[1], 1, &rules[7], 1};
+	const struct policy_spec good = {&routes[1], 1, &rules[7], 1, NULL, 0};
 	CU_ASSERT_EQUAL(policy_build(&good, NULL, NULL, &p), 0);
 	CU_ASSERT_PTR_NOT_NULL(p);
 	policy_free(p);
-	const struct policy_spec bad = {&routes[1], 2, NULL, 0};
+	const struct policy_spec bad = {&routes[1], 2, NULL, 0, NULL, 0};
 	CU_ASSERT_EQUAL(policy_build(&bad, NULL, NULL, &p), -1);
 	CU_ASSERT_PTR_NULL(p);
 }
@@ -424,8 +426,8 @@ static void test_build_errors(void)
 static void test_build_warning(void)
 {
 	const struct policy_rule_spec rule = {
-	    POLICY_ALLOW, POLICY_WHO_CN, "bad\tname", P_ROOT, 1, 0, "w.conf", 7};
-	const struct policy_spec spec = {NULL, 0, &rule, 1};
+	    POLICY_ALLOW, POLICY_WHO_CN, "bad\tname", P_ROOT, 1, 0, "w.conf", 7, NULL};
+	const struct policy_spec spec = {NULL, 0, &rule, 1, NULL, 0};
 	struct report_log log = {0};
 	struct policy *p = NULL;
 

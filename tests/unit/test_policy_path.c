@@ -270,9 +270,9 @@ static void report_ignore(void *arg, bool is_error, const char *file, int line, 
 static void test_norm_property(void)
 {
 	static const char *const pub[] = {"/public"};
-	const struct policy_rule_spec rule = {
-	    POLICY_ALLOW, POLICY_WHO_CN, "bob", pub, 1, 0, "t", 1};
-	const struct policy_spec spec = {NULL, 0, &rule, 1};
+	const struct policy_rule_spec rule = {POLICY_ALLOW, POLICY_WHO_CN, "bob", pub, 1, 0, "t", 1,
+	                                      NULL};
+	const struct policy_spec spec = {NULL, 0, &rule, 1, NULL, 0};
 	struct authn_cert_id cert = {.cn = (char *)"bob"};
 	const struct authn_principal who = {.cert = &cert};
 	struct policy *p = NULL;
