@@ -119,7 +119,7 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 
 static void notfound_cb(struct evhttp_request *req, void *arg)
 {
-	reply_text(req, 404, "Not Found", "not found: /healthz /readyz /metrics");
+	reply_text(req, 404, "Not Found", "not found: /healthz /readyz /metrics /upstreams");
 }
 
 static int admin_socket(const struct conf_snapshot *cfg)
@@ -176,6 +176,12 @@ fail:
 	if (fd >= 0 && (!a || !a->bound))
 		close(fd);
 	return -1;
+}
+
+/* The listener's evhttp (NULL when none is configured), for other parts' endpoints. */
+struct evhttp *gw_admin_http(struct gw_main *m)
+{
+	return m->admin ? m->admin->http : NULL;
 }
 
 void gw_admin_free(struct gw_main *m)

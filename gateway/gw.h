@@ -370,6 +370,10 @@ int gw_admin_start(struct gw_main *m);
 void gw_admin_free(struct gw_main *m);
 /* "host:port" the admin listener is bound to; -1 when there is none. */
 int gw_admin_address(const struct gw_main *m, char *buf, size_t len);
+struct evhttp;
+struct evhttp *gw_admin_http(struct gw_main *m);
+/* admin_upstream.c: upstream readiness, metrics and /upstreams (after gw_admin_start). */
+int gw_admin_upstream_init(struct gw_main *m);
 
 /* ====================================================================== log.c == */
 enum gw_log_level { GW_LOG_ERR, GW_LOG_WARN, GW_LOG_INFO, GW_LOG_DEBUG };

@@ -308,7 +308,7 @@ int main(int argc, char **argv)
 		return 1;
 	m.base = event_base_new();
 	if (!m.base || gw_jwks_start(m.jwks) != 0 || gw_workers_start(&m) != 0 ||
-	    gw_admin_start(&m) != 0 || gw_health_start(&m) != 0)
+	    gw_admin_start(&m) != 0 || gw_admin_upstream_init(&m) != 0 || gw_health_start(&m) != 0)
 		return 1;
 	/* Everything that may need root (ports, keys, audit file) is open: drop it now. */
 	if (gw_privs_drop(cfg) != 0)
