@@ -355,6 +355,7 @@ void gw_metrics_free(struct gw_metrics *mt);
 /* Called by the worker that owns w: relaxed atomics, no lock. */
 void gw_metrics_request(struct gw_worker *w, const struct gw_req *r);
 void gw_metrics_handshake_failed(struct gw_worker *w, const char *reason);
+void gw_metrics_token_failed(struct gw_worker *w, const char *reason);
 /* Prometheus text of all workers' counters and the process gauges (main thread). */
 void gw_metrics_render(struct gw_main *m, struct evbuffer *out);
 

@@ -40,7 +40,8 @@ struct met_reason {
 
 struct gw_metrics {
 	struct met_series series[MET_SERIES];
-	struct met_reason reasons[MET_REASONS];
+	struct met_reason reasons[MET_REASONS];       /* failed handshakes */
+	struct met_reason token_reasons[MET_REASONS]; /* refused tokens and API keys */
 	atomic_uint_fast64_t hist[MET_BUCKETS + 1]; /* per bucket, not cumulative; last: +Inf */
 	atomic_uint_fast64_t dur_sum_us;
 	atomic_uint_fast64_t overflow; /* requests whose series did not fit in the table */
@@ -112,14 +113,12 @@ void gw_metrics_request(struct gw_worker *w, const struct gw_req *r)
 	atomic_fetch_add_explicit(&mt->dur_sum_us, us, memory_order_relaxed);
 }
 
-void gw_metrics_handshake_failed(struct gw_worker *w, const char *reason)
+/* Counts one occurrence of reason in an open-addressed table of reason tokens. */
+static void reason_bump(struct gw_metrics *mt, struct met_reason *tab, const char *reason)
 {
-	struct gw_metrics *mt = w->metrics;
-	if (!mt)
-		return;
 	uint32_t h = fnv1a(reason, 2166136261u);
 	for (unsigned i = 0; i < MET_REASONS; i++) {
-		struct met_reason *x = &mt->reasons[(h + i) % MET_REASONS];
+		struct met_reason *x = &tab[(h + i) % MET_REASONS];
 		if (!atomic_load_explicit(&x->used, memory_order_relaxed)) {
 			snprintf(x->name, sizeof(x->name), "%s", reason);
 			atomic_store_explicit(&x->used, 1, memory_order_release);
@@ -130,6 +129,18 @@ void gw_metrics_handshake_failed(struct gw_worker *w, const char *reason)
 		return;
 	}
 	bump(&mt->overflow);
+}
+
+void gw_metrics_handshake_failed(struct gw_worker *w, const char *reason)
+{
+	if (w->metrics)
+		reason_bump(w->metrics, w->metrics->reasons, reason);
+}
+
+void gw_metrics_token_failed(struct gw_worker *w, const char *reason)
+{
+	if (w->metrics)
+		reason_bump(w->metrics, w->metrics->token_reasons, reason);
 }
 
 /* ------------------------------------------------------------- rendering -- */
@@ -204,17 +215,17 @@ static void render_requests(struct gw_main *m, struct evbuffer *out)
 }
 
 /* Reasons are few: sum by name with a quadratic merge over a small array. */
-static void render_handshakes(struct gw_main *m, struct evbuffer *out)
+static void render_reasons(struct gw_main *m, struct evbuffer *out, const char *name,
+                           const char *help, bool tokens)
 {
 	const char *names[MET_REASONS];
 	uint64_t counts[MET_REASONS];
 	size_t n = 0;
-	put_head(out, "gateway_handshake_failures_total", "counter",
-	         "Failed TLS handshakes by reason.");
+	put_head(out, name, "counter", help);
 	for (unsigned w = 0; w < m->n_workers; w++) {
 		struct gw_metrics *mt = m->workers[w].metrics;
 		for (unsigned i = 0; mt && i < MET_REASONS; i++) {
-			struct met_reason *x = &mt->reasons[i];
+			struct met_reason *x = tokens ? &mt->token_reasons[i] : &mt->reasons[i];
 			if (!atomic_load_explicit(&x->used, memory_order_acquire))
 				continue;
 			size_t j = 0;
@@ -230,7 +241,7 @@ static void render_handshakes(struct gw_main *m, struct evbuffer *out)
 		}
 	}
 	for (size_t j = 0; j < n; j++) {
-		PUT(out, "gateway_handshake_failures_total{reason=\"");
+		evbuffer_add_printf(out, "%s{reason=\"", name);
 		put_label(out, names[j]);
 		evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)counts[j]);
 	}
@@ -316,7 +327,10 @@ static void render_process(struct gw_main *m, struct evbuffer *out)
 void gw_metrics_render(struct gw_main *m, struct evbuffer *out)
 {
 	render_requests(m, out);
-	render_handshakes(m, out);
+	render_reasons(m, out, "gateway_handshake_failures_total", "Failed TLS handshakes by reason.",
+	               false);
+	render_reasons(m, out, "gateway_token_failures_total",
+	               "Refused bearer tokens and API keys by reason.", true);
 	render_latency(m, out);
 	render_process(m, out);
 }

@@ -237,6 +237,7 @@ static bool method_idempotent(uint8_t m)
 /* 401 with the reason; the credential itself is never echoed or logged. */
 static int req_unauthenticated(struct gw_req *r, enum authn_status st)
 {
+	gw_metrics_token_failed(r->c->w, authn_status_str(st));
 	gw_req_finish(r, 401, GW_UNAUTHENTICATED, authn_status_str(st));
 	return -1;
 }

@@ -27,7 +27,8 @@ check "apikey printed once" 1 "$(grep -c '^gwk_' <<<"$apikey")"
 check_not_contains "key file holds no plaintext key" "$apikey" "$(cat "$T/apikeys.txt")"
 
 EXTRA_TOP="issuers = ( { name = \"idp\"; issuer = \"https://idp.test\"; audience = \"gateway\"; jwks = \"$T/jwks.json\"; } );
-api_keys = { file = \"$T/apikeys.txt\"; hash_key = \"$T/apikey.key\"; };"
+api_keys = { file = \"$T/apikeys.txt\"; hash_key = \"$T/apikey.key\"; };
+admin = { address = \"127.0.0.1:0\"; };"
 ROUTES='{ prefix = "/public"; cluster = "app"; }, { prefix = "/api"; cluster = "app"; need = "cert+token"; },
   { prefix = "/orders"; cluster = "app"; need = "cert+token"; }, { prefix = "/bound"; cluster = "app"; need = "cert+bound-token"; },
   { prefix = "/batch"; cluster = "app"; need = "cert+apikey"; }'
@@ -72,4 +73,7 @@ check_contains "audit records the token subject" '"subject":"user-1"' "$audit"
 check_not_contains "no token text in the audit log" "${valid:0:40}" "$audit"
 check_not_contains "no API key text in the audit log" "$apikey" "$audit"
 check_not_contains "no token text in the gateway log" "${valid:0:40}" "$(cat "$T/gateway.log")"
+metrics=$(curl -s "http://$(sed -n 's/^admin //p' "$T/gw.ready")/metrics")
+check_contains "token failures counted by reason" 'gateway_token_failures_total{reason="expired"} 2' "$metrics"
+check_contains "binding failures counted (replayed and unbound)" 'gateway_token_failures_total{reason="token_not_bound_to_certificate"} 2' "$metrics"
 finish
