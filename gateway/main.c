@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/thread.h>
+#include <jansson.h>
 #include <openssl/rand.h>
 
 #include "pki.h"
@@ -120,6 +122,34 @@ static int write_ready_file(const struct gw_main *m)
 	return rename(tmp, m->ready_file);
 }
 
+/*
+ * A failed reload is a security-relevant event (a CRL or policy update did not take
+ * effect), so it goes to the audit trail with every diagnostic, not only to the log.
+ */
+static void audit_reload_failed(const struct gw_main *m, const struct conf_diags *d,
+                                const char *why)
+{
+	char ts[80];
+	uint64_t us = gw_wall_us();
+	time_t secs = (time_t)(us / 1000000u);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	         (unsigned)(us % 1000000u));
+	json_t *errs = json_array();
+	for (size_t i = 0; d && i < d->n; i++)
+		if (d->v[i].is_error)
+			json_array_append_new(errs, json_string(d->v[i].text));
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o}", "time", ts, "type", "reload",
+	                      "result", "failed", "reason", why, "kept_generation",
+	                      (json_int_t)m->gen->number, "errors", errs);
+	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	json_decref(o);
+	if (text)
+		gw_audit_submit(text, strlen(text));
+}
+
 /* SIGHUP: a reload behaves exactly like `gatewayd -t`, and a failure changes nothing. */
 static void reload(struct gw_main *m)
 {
@@ -129,17 +159,20 @@ static void reload(struct gw_main *m)
 	struct conf_snapshot *cfg = load_config(m->conf_path, &d);
 	for (size_t i = 0; i < d.n; i++)
 		gw_log(d.v[i].is_error ? GW_LOG_ERR : GW_LOG_WARN, "reload: %s", d.v[i].text);
-	conf_diags_clear(&d);
 	if (!cfg) {
 		gw_log(GW_LOG_ERR, "reload failed: keeping generation %llu",
 		       (unsigned long long)m->gen->number);
+		audit_reload_failed(m, &d, "invalid_configuration");
+		conf_diags_clear(&d);
 		return;
 	}
+	conf_diags_clear(&d);
 	if (!conf_listeners_equal(cfg, m->gen->cfg)) {
 		gw_log(GW_LOG_ERR,
 		       "reload refused: listener addresses changed (restart needed); keeping "
 		       "generation %llu",
 		       (unsigned long long)m->gen->number);
+		audit_reload_failed(m, NULL, "listeners_changed");
 		conf_snapshot_free(cfg);
 		return;
 	}

@@ -106,6 +106,9 @@ check "broken reload: gateway still running" 0 "$(kill -0 "$GW_PID" 2>/dev/null;
 check "broken reload: old policy, bob /public" 200 "$(gw_status bob /public/a)"
 check "broken reload: old policy, bob /api" 403 "$(gw_status bob /api/a)"
 check "broken reload: old routes, alice /api" 200 "$(gw_status alice /api/a)"
+rec=$(grep '"type":"reload"' "$T/audit.log" | tail -n 1)
+check_contains "broken reload: in the audit log" '"result":"failed"' "$rec"
+check_contains "broken reload: audit record has the file:line" "$live:$(line_of "$live" bogus_key): unknown key" "$rec"
 
 # Good config that lets bob use /api + HUP: new requests see the new rule.
 EXTRA_POLICY=', { cn = "bob"; allow = [ "/api" ]; }' write_config "$live.new"
