@@ -322,6 +322,21 @@ static void render_process(struct gw_main *m, struct evbuffer *out)
 		evbuffer_add_printf(out, "\"} %ld\n",
 		                    pki_server_cert_expiry(cfg->listeners[i].tls, time(NULL)));
 	}
+	/* Every other certificate file the configuration names (client CA bundles, upstream
+	 * CAs and client certificates): the earliest notAfter in each. Read at scrape time,
+	 * on the main thread, so a rotated file shows up before the reload that loads it. */
+	put_head(out, "gateway_cert_file_expiry_seconds", "gauge",
+	         "Seconds until the earliest certificate in a configured file expires.");
+	time_t now = time(NULL);
+	for (size_t i = 0; i < cfg->n_files; i++) {
+		time_t na;
+		char subj[256], err[256];
+		if (pki_cert_file_not_after(cfg->files[i], &na, subj, sizeof(subj), err, sizeof(err)) != 0)
+			continue; /* keys, CRLs, policy files */
+		PUT(out, "gateway_cert_file_expiry_seconds{file=\"");
+		put_label(out, cfg->files[i]);
+		evbuffer_add_printf(out, "\"} %lld\n", (long long)(na - now));
+	}
 }
 
 void gw_metrics_render(struct gw_main *m, struct evbuffer *out)
