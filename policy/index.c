@@ -70,16 +70,24 @@ static uint32_t fnv32(const char *s, size_t n)
  */
 static uint64_t ident_hash(enum policy_who who, const char *v, size_t n)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)who << 56) ^ n, w;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)who << 56) ^ n, w = 0;
+	const char *end = v + n;
+	size_t rest = n % 8;
 
-	for (; n >= 8; v += 8, n -= 8) {
+	for (; v + 8 <= end; v += 8) {
 		memcpy(&w, v, 8);
 		h = (h ^ w) * 0xff51afd7ed558ccdull;
 		h ^= h >> 32;
 	}
-	if (n) {
+	if (rest) {
+		/* The tail: the last eight bytes again when there are that many (one load;
+		 * the length is mixed in already), else byte by byte. */
 		w = 0;
-		memcpy(&w, v, n);
+		if (n >= 8)
+			memcpy(&w, end - 8, 8);
+		else
+			for (size_t i = 0; i < rest; i++)
+				w |= (uint64_t)(unsigned char)v[i] << (8 * i);
 		h = (h ^ w) * 0xff51afd7ed558ccdull;
 		h ^= h >> 32;
 	}
