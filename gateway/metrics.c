@@ -337,6 +337,19 @@ static void render_process(struct gw_main *m, struct evbuffer *out)
 		put_label(out, cfg->files[i]);
 		evbuffer_add_printf(out, "\"} %lld\n", (long long)(na - now));
 	}
+	/* CRL freshness: negative once nextUpdate has passed (stale, in its grace period or
+	 * about to be refused by the next reload, depending on crl_next_update). */
+	put_head(out, "gateway_crl_next_update_seconds", "gauge",
+	         "Seconds until the earliest nextUpdate of a configured CRL file (negative: stale).");
+	for (size_t i = 0; i < cfg->n_files; i++) {
+		time_t nu;
+		char err[256];
+		if (pki_crl_file_next_update(cfg->files[i], &nu, err, sizeof(err)) != 0 || nu == 0)
+			continue;
+		PUT(out, "gateway_crl_next_update_seconds{file=\"");
+		put_label(out, cfg->files[i]);
+		evbuffer_add_printf(out, "\"} %lld\n", (long long)(nu - now));
+	}
 }
 
 void gw_metrics_render(struct gw_main *m, struct evbuffer *out)

@@ -23,6 +23,7 @@ check_contains "healthy server is up in /metrics" "gateway_upstream_up{cluster=\
 check_contains "dead server is down in /metrics" "gateway_upstream_up{cluster=\"app\",server=\"127.0.0.1:$dead\"} 0" "$metrics"
 check_contains "client CA bundle expiry exported" "gateway_cert_file_expiry_seconds{file=\"$PKI/client-cas.pem\"}" "$metrics"
 check_contains "upstream client certificate expiry exported" "gateway_cert_file_expiry_seconds{file=\"$PKI/gw-client.crt\"}" "$metrics"
+check_contains "CRL freshness exported" "gateway_crl_next_update_seconds{file=\"$PKI/crls.pem\"}" "$metrics"
 ups=$(curl -s "http://$ADMIN/upstreams")
 check "/upstreams is JSON" 0 "$(python3 -c 'import json,sys; json.loads(sys.argv[1])' "$ups" >/dev/null 2>&1; echo $?)"
 check_contains "/upstreams lists the dead server" "127.0.0.1:$dead" "$ups"
