@@ -139,6 +139,23 @@ static void test_request_line_limit(void)
 	CU_ASSERT(!r.error && r.msg_done);
 }
 
+/* The fuzz_http finding: an empty header name fed one byte at a time is refused too. */
+static void test_empty_name_bytewise(void)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: a\r\n: keep-alive, X-Foo\r\nX-A: 1\r\n\r\n";
+	struct gw_parser ps;
+	CU_ASSERT_FATAL(gw_parser_init(&ps, HTTP_REQUEST, &limits) == 0);
+	enum gw_feed f = GW_FEED_MORE;
+	for (size_t off = 0; off < sizeof(req) - 1 && f != GW_FEED_ERROR && f != GW_FEED_DONE;) {
+		size_t used = 0;
+		f = gw_parser_feed(&ps, req + off, 1, &used);
+		off += used ? used : 1;
+	}
+	CU_ASSERT_EQUAL(f, GW_FEED_ERROR);
+	CU_ASSERT_STRING_EQUAL(gw_parser_error(&ps), "empty_header_name");
+	gw_parser_free(&ps);
+}
+
 /* obs-fold split exactly at a feed boundary is still caught (the feed ended with LF). */
 static void test_obs_fold_across_feeds(void)
 {
@@ -288,6 +305,7 @@ CU_SUITE(gw_http, NULL, NULL, {"smuggling shapes refused", test_smuggling_shapes
          {"valid requests parse", test_valid_requests},
          {"request line limit", test_request_line_limit},
          {"obs-fold across feeds", test_obs_fold_across_feeds},
+         {"empty header name byte by byte", test_empty_name_bytewise},
          {"head collected across splits", test_head_collected_across_splits},
          {"pipelined stop between messages", test_pipelined_stop_between_messages},
          {"header classes", test_header_classes},
