@@ -41,6 +41,7 @@ smuggle "CONNECT" "CONNECT backend.test:443 HTTP/1.1\r\n${H}\r\n"
 smuggle "Upgrade h2c" "GET /public/a HTTP/1.1\r\n${H}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
 smuggle "chunk size junk" "POST /public/a HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5;x\r\nabcde\r\n0x\r\n\r\n"
 smuggle "space before colon" "GET /public/a HTTP/1.1\r\n${H}Content-Length : 0\r\n\r\n"
+smuggle "empty header name" "GET /public/a HTTP/1.1\r\n${H}: keep-alive, X-Foo\r\n\r\n"
 smuggle "identity header alias" "GET /public/a HTTP/1.1\r\n${H}X_Client_Identity: admin\r\n\r\n"
 
 # NUL inside a header value (printf, since --send-str cannot carry a NUL).
