@@ -31,26 +31,13 @@ static bool upstream_ready(struct gw_main *m, char *why, size_t whylen)
 	return true;
 }
 
-/* Label values come from the config file: escape what the text format requires. */
-static void label(struct evbuffer *out, const char *v)
-{
-	for (; *v; v++) {
-		if (*v == '\\' || *v == '"')
-			evbuffer_add_printf(out, "\\%c", *v);
-		else if (*v == '\n')
-			evbuffer_add(out, "\\n", 2);
-		else
-			evbuffer_add(out, v, 1);
-	}
-}
-
 static void series(struct evbuffer *out, const char *name, const struct conf_cluster *cl,
                    const struct conf_server *sv, unsigned long long v)
 {
 	evbuffer_add_printf(out, "%s{cluster=\"", name);
-	label(out, cl->name);
+	gw_metrics_label(out, cl->name);
 	evbuffer_add_printf(out, "\",server=\"");
-	label(out, sv->address);
+	gw_metrics_label(out, sv->address);
 	evbuffer_add_printf(out, "\"} %llu\n", v);
 }
 

@@ -356,6 +356,7 @@ void gw_metrics_free(struct gw_metrics *mt);
 void gw_metrics_request(struct gw_worker *w, const struct gw_req *r);
 void gw_metrics_handshake_failed(struct gw_worker *w, const char *reason);
 void gw_metrics_token_failed(struct gw_worker *w, const char *reason);
+void gw_metrics_label(struct evbuffer *out, const char *v); /* escaped label value */
 /* Prometheus text of all workers' counters and the process gauges (main thread). */
 void gw_metrics_render(struct gw_main *m, struct evbuffer *out);
 

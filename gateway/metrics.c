@@ -146,7 +146,8 @@ void gw_metrics_token_failed(struct gw_worker *w, const char *reason)
 /* ------------------------------------------------------------- rendering -- */
 
 /* A label value with \, " and newline escaped, as the text format requires. */
-static void put_label(struct evbuffer *out, const char *v)
+/* A Prometheus label value with the text format's escapes (shared with admin_upstream.c). */
+void gw_metrics_label(struct evbuffer *out, const char *v)
 {
 	for (; *v; v++) {
 		if (*v == '\\' || *v == '"')
@@ -206,7 +207,7 @@ static void render_requests(struct gw_main *m, struct evbuffer *out)
 			continue;
 		}
 		PUT(out, "gateway_requests_total{route=\"");
-		put_label(out, rows[i].route);
+		gw_metrics_label(out, rows[i].route);
 		evbuffer_add_printf(out, "\",status=\"%d\",decision=\"%s\"} %llu\n", rows[i].status,
 		                    rows[i].allow ? "allow" : "deny",
 		                    (unsigned long long)rows[i].count);
@@ -242,7 +243,7 @@ static void render_reasons(struct gw_main *m, struct evbuffer *out, const char *
 	}
 	for (size_t j = 0; j < n; j++) {
 		evbuffer_add_printf(out, "%s{reason=\"", name);
-		put_label(out, names[j]);
+		gw_metrics_label(out, names[j]);
 		evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)counts[j]);
 	}
 }
@@ -318,7 +319,7 @@ static void render_process(struct gw_main *m, struct evbuffer *out)
 	         "Seconds until a listener's server certificate expires (negative: expired).");
 	for (size_t i = 0; i < cfg->n_listeners; i++) {
 		PUT(out, "gateway_cert_expiry_seconds{listener=\"");
-		put_label(out, cfg->listeners[i].address);
+		gw_metrics_label(out, cfg->listeners[i].address);
 		evbuffer_add_printf(out, "\"} %ld\n",
 		                    pki_server_cert_expiry(cfg->listeners[i].tls, time(NULL)));
 	}
@@ -334,7 +335,7 @@ static void render_process(struct gw_main *m, struct evbuffer *out)
 		if (pki_cert_file_not_after(cfg->files[i], &na, subj, sizeof(subj), err, sizeof(err)) != 0)
 			continue; /* keys, CRLs, policy files */
 		PUT(out, "gateway_cert_file_expiry_seconds{file=\"");
-		put_label(out, cfg->files[i]);
+		gw_metrics_label(out, cfg->files[i]);
 		evbuffer_add_printf(out, "\"} %lld\n", (long long)(na - now));
 	}
 	/* CRL freshness: negative once nextUpdate has passed (stale, in its grace period or
@@ -347,7 +348,7 @@ static void render_process(struct gw_main *m, struct evbuffer *out)
 		if (pki_crl_file_next_update(cfg->files[i], &nu, err, sizeof(err)) != 0 || nu == 0)
 			continue;
 		PUT(out, "gateway_crl_next_update_seconds{file=\"");
-		put_label(out, cfg->files[i]);
+		gw_metrics_label(out, cfg->files[i]);
 		evbuffer_add_printf(out, "\"} %lld\n", (long long)(nu - now));
 	}
 }
