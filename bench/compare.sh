@@ -16,7 +16,7 @@ set -uo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 
 rounds=3 dur=10 warm=2 conns=32 rate=2000 rate_conns=8 idle=2000 workers=1
-srv_cpus=1 load_cpus=0 only="gw,nginx,haproxy" build=$src/build out= install=1
+srv_cpus=1 load_cpus=0 only="gw,nginx,haproxy" build=$src/build out='' install=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rounds) rounds=$2; shift ;;
@@ -105,7 +105,7 @@ crypto_bounds() {
 	log "openssl speed (server core $srv_cpus)"
 	taskset -c "$srv_cpus" openssl speed -seconds 2 ecdsap256 ecdhx25519 >"$out/speed.txt" 2>/dev/null
 	log "hs_bench: OpenSSL's own cost of a TLS 1.3 mTLS handshake (BIO pair, one thread)"
-	taskset -c "$srv_cpus" "$build/bench/hs_bench" --pki "$PKI" -n 500 >"$out/hs_bench.txt" ||
+	taskset -c "$srv_cpus" "$build/bench/hs_bench" --pki "$PKI" -n 300 --passes 3 >"$out/hs_bench.txt" ||
 		echo "hs_bench failed" >>"$out/hs_bench.txt"
 }
 
@@ -285,6 +285,18 @@ proc_kib() {
 	echo "$total"
 }
 
+# proc_ticks PID: user + system CPU ticks of PID and its children (nginx's workers).
+proc_ticks() {
+	local total=0 p t
+	for p in "$1" $(pgrep -P "$1"); do
+		# Fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the name.
+		t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
+		total=$((total + ${t:-0}))
+	done
+	echo "$total"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
 record() { # ROUND CONTENDER METRIC VALUE
 	printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RES"
 }
@@ -304,10 +316,28 @@ jget() {
 		"$dir/$1.json" "$2" 2>/dev/null || echo nan
 }
 
-# Records req/s and the error share of one run.
+# lg_cpu PORT NAME ARGS...: lg, also measuring the server's CPU time over the measured
+# window (after the warm-up), in $dir/NAME.cpu as microseconds. CPU per request holds
+# still on a shared machine, where throughput moves with whatever else runs there.
+lg_cpu() {
+	local port=$1 name=$2 c0 c1
+	shift 2
+	lg "$port" "$name" "$@" &
+	local lgp=$!
+	sleep "$warm"
+	c0=$(proc_ticks "$SPID")
+	wait "$lgp"
+	c1=$(proc_ticks "$SPID")
+	echo $(((c1 - c0) * TICK_US)) >"$dir/$name.cpu"
+}
+
+# Records req/s, server CPU per request and the errors of one lg_cpu run.
 record_run() { # ROUND CONTENDER METRIC NAME
+	local cpu
+	cpu=$(cat "$dir/$4.cpu" 2>/dev/null)
 	record "$1" "$2" "$3" "$(jget "$4" 'j["ok_rps"]')"
 	record "$1" "$2" "$3_errors" "$(jget "$4" 'j["errors"]["total"]')"
+	record "$1" "$2" "${3%_rps}_cpu_us" "$(jget "$4" "round(${cpu:-0} / max(1, j['requests']), 1)")"
 }
 
 # idle_mem ROUND CONTENDER PORT: RSS growth per idle mTLS connection.
@@ -344,10 +374,10 @@ run_contender() {
 	"conf_$c" "$dir" "$port" default
 	start_contender "$c" "$dir" "$port" || return 1
 	log "round $r $c: keep-alive"
-	lg "$port" ka -c "$conns" -d "$dur" --warmup "$warm"
+	lg_cpu "$port" ka -c "$conns" -d "$dur" --warmup "$warm"
 	record_run "$r" "$c" ka_rps ka
 	log "round $r $c: full handshakes (default tickets)"
-	lg "$port" hs -c "$conns" -d "$dur" --warmup "$warm" --new-conn
+	lg_cpu "$port" hs -c "$conns" -d "$dur" --warmup "$warm" --new-conn
 	record_run "$r" "$c" hs_full_rps hs
 	log "round $r $c: latency at $rate req/s"
 	lg "$port" rate -c "$rate_conns" -d "$dur" --warmup "$warm" --rate "$rate"
@@ -362,10 +392,10 @@ run_contender() {
 	"conf_$c" "$dir" "$port" cache
 	start_contender "$c" "$dir" "$port" || return 1
 	log "round $r $c: full handshakes (server-side session cache)"
-	lg "$port" hsc -c "$conns" -d "$dur" --warmup "$warm" --new-conn
+	lg_cpu "$port" hsc -c "$conns" -d "$dur" --warmup "$warm" --new-conn
 	record_run "$r" "$c" hs_cache_rps hsc
 	log "round $r $c: resumed handshakes"
-	lg "$port" res -c "$conns" -d "$dur" --warmup "$warm" --new-conn --resume
+	lg_cpu "$port" res -c "$conns" -d "$dur" --warmup "$warm" --new-conn --resume
 	record_run "$r" "$c" resume_rps res
 	record "$r" "$c" resumed_share "$(jget res 'round(j["resumed"] / max(1, j["handshakes"]), 3)')"
 	stop_contender

@@ -238,27 +238,52 @@ done:
 
 static int opts_parse(struct ic_opts *o, int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{"connect", required_argument, NULL, 'C'}, {"cert", required_argument, NULL, 'c'},
-		{"key", required_argument, NULL, 'k'},     {"ca", required_argument, NULL, 'a'},
-		{"servername", required_argument, NULL, 's'}, {"parallel", required_argument, NULL, 'P'},
-		{"path", required_argument, NULL, 'p'},    {"hold", required_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct option lo[] = {{"connect", required_argument, NULL, 'C'},
+	                                   {"cert", required_argument, NULL, 'c'},
+	                                   {"key", required_argument, NULL, 'k'},
+	                                   {"ca", required_argument, NULL, 'a'},
+	                                   {"servername", required_argument, NULL, 's'},
+	                                   {"parallel", required_argument, NULL, 'P'},
+	                                   {"path", required_argument, NULL, 'p'},
+	                                   {"hold", required_argument, NULL, 'h'},
+	                                   {NULL, 0, NULL, 0}};
 	int opt;
-	*o = (struct ic_opts){.servername = "localhost", .path = "/status/200", .n = 1000,
-	                      .parallel = 32, .hold = 600};
+	*o = (struct ic_opts){.servername = "localhost",
+	                      .path = "/status/200",
+	                      .n = 1000,
+	                      .parallel = 32,
+	                      .hold = 600};
 	while ((opt = getopt_long(argc, argv, "n:", lo, NULL)) != -1) {
 		switch (opt) {
-		case 'C': o->connect = optarg; break;
-		case 'c': o->cert = optarg; break;
-		case 'k': o->key = optarg; break;
-		case 'a': o->ca = optarg; break;
-		case 's': o->servername = optarg; break;
-		case 'P': o->parallel = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'p': o->path = optarg; break;
-		case 'h': o->hold = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'n': o->n = (unsigned)strtoul(optarg, NULL, 10); break;
-		default: return -1;
+		case 'C':
+			o->connect = optarg;
+			break;
+		case 'c':
+			o->cert = optarg;
+			break;
+		case 'k':
+			o->key = optarg;
+			break;
+		case 'a':
+			o->ca = optarg;
+			break;
+		case 's':
+			o->servername = optarg;
+			break;
+		case 'P':
+			o->parallel = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'p':
+			o->path = optarg;
+			break;
+		case 'h':
+			o->hold = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'n':
+			o->n = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		default:
+			return -1;
 		}
 	}
 	if (!o->connect || !o->cert || !o->key || !o->ca || o->n == 0 || o->parallel == 0)

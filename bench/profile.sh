@@ -8,7 +8,7 @@
 # top functions by self time and by inclusive time; the raw data stays in OUT.
 set -uo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
-build=$src/build out= secs=10 mode=keepalive
+build=$src/build out='' secs=10 mode=keepalive
 while [ $# -gt 0 ]; do
 	case $1 in
 	--build) build=$2; shift ;;

@@ -7,10 +7,10 @@
 /* Enters $GW_FUZZ_PKI when set; 0, or -1 when it cannot. */
 int fuzz_files_init(void);
 
-#define FUZZ_CHECK(cond)                                                                   \
-	do {                                                                               \
-		if (!(cond))                                                               \
-			__builtin_trap();                                                  \
+#define FUZZ_CHECK(cond)                                                                           \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			__builtin_trap();                                                          \
 	} while (0)
 
 #endif

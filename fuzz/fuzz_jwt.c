@@ -26,19 +26,19 @@
 
 #include "authn.h"
 
-#define FUZZ_CHECK(cond)                                                                   \
-	do {                                                                               \
-		if (!(cond))                                                               \
-			__builtin_trap();                                                  \
+#define FUZZ_CHECK(cond)                                                                           \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			__builtin_trap();                                                          \
 	} while (0)
 
 #define FUZZ_NOW    1700000000
 #define FUZZ_ISSUER "https://issuer.test"
 
 static const char jwks[] =
-	"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"k1\",\"alg\":\"ES256\","
-	"\"x\":\"dIQtGVrqyrcDlMR1dOWKL3rzuCpIauYU916yEURhGI0\","
-	"\"y\":\"b9Lk4ipYxwcQGE6idt87Nn0f_KMTEQsC5FhwSGXpJSY\"}]}";
+    "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"k1\",\"alg\":\"ES256\","
+    "\"x\":\"dIQtGVrqyrcDlMR1dOWKL3rzuCpIauYU916yEURhGI0\","
+    "\"y\":\"b9Lk4ipYxwcQGE6idt87Nn0f_KMTEQsC5FhwSGXpJSY\"}]}";
 static const unsigned char secret[32] = "fuzz-hs256-secret-0123456789abc";
 
 static struct authn_keys *keys;
@@ -81,7 +81,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static size_t b64url(const unsigned char *in, size_t len, char *out)
 {
 	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	size_t o = 0;
 	for (size_t i = 0; i < len; i += 3) {
 		uint32_t v = (uint32_t)in[i] << 16;
@@ -163,9 +163,11 @@ static void verify(const char *tok, size_t len, bool use_cache, bool bound,
 		struct authn_token_id again;
 		enum authn_status st2 = AUTHN_INTERNAL;
 		memset(&again, 0, sizeof(again));
-		bool hit = authn_cache_lookup(cache, keys, tok, len, FUZZ_NOW, c, bound, &again, &st2);
+		bool hit =
+		    authn_cache_lookup(cache, keys, tok, len, FUZZ_NOW, c, bound, &again, &st2);
 		FUZZ_CHECK(hit && st2 == AUTHN_OK);
-		FUZZ_CHECK((!id.sub && !again.sub) || (id.sub && again.sub && !strcmp(id.sub, again.sub)));
+		FUZZ_CHECK((!id.sub && !again.sub) ||
+		           (id.sub && again.sub && !strcmp(id.sub, again.sub)));
 		authn_token_id_clear(&again);
 	}
 	authn_token_id_clear(&id);

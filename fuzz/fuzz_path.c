@@ -12,10 +12,10 @@
 #include "policy.h"
 
 /* Stops the run with a stack trace: an invariant of the normal form was broken. */
-#define FUZZ_CHECK(cond)                                                                   \
-	do {                                                                               \
-		if (!(cond))                                                               \
-			__builtin_trap();                                                  \
+#define FUZZ_CHECK(cond)                                                                           \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			__builtin_trap();                                                          \
 	} while (0)
 
 static bool is_hex_upper(char c)
@@ -98,7 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *out = malloc(cap);
 	if (!out)
 		return 0;
-	enum policy_path_status st = policy_path_normalize((const char *)data, size, out, cap, &len);
+	enum policy_path_status st =
+	    policy_path_normalize((const char *)data, size, out, cap, &len);
 	FUZZ_CHECK(st < POLICY_PATH_STATUS_MAX && policy_path_status_str(st) != NULL);
 	FUZZ_CHECK(st != POLICY_PATH_TOO_LONG || size == 0);
 	if (st == POLICY_PATH_OK) {
@@ -112,9 +113,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *tight = malloc(small ? small : 1);
 	if (tight) {
 		enum policy_path_status st2 = policy_path_normalize(
-			(const char *)data, size, small ? tight : NULL, small, &len_s);
+		    (const char *)data, size, small ? tight : NULL, small, &len_s);
 		if (st2 == POLICY_PATH_OK)
-			FUZZ_CHECK(st == POLICY_PATH_OK && len_s == len && memcmp(tight, out, len) == 0);
+			FUZZ_CHECK(st == POLICY_PATH_OK && len_s == len &&
+			           memcmp(tight, out, len) == 0);
 		else if (st2 != POLICY_PATH_TOO_LONG)
 			FUZZ_CHECK(st2 == st); /* segments are taken in order either way */
 		free(tight);

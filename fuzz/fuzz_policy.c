@@ -21,15 +21,18 @@
 
 /* %1$s is the directory prefix of every file; 9 lines whatever it is. */
 static const char header_fmt[] =
-	"workers = 1;\n"
-	"listeners = ( { address = \"127.0.0.1:0\"; tls = { cert = \"%1$sserver.crt\";\n"
-	"  key = \"%1$sserver.key\"; client_ca = \"%1$sclient-cas.pem\"; crl = [ \"%1$scrls.pem\" ]; }; } );\n"
-	"clusters = (\n"
-	"  { name = \"app\"; servers = ( { address = \"127.0.0.1:9001\"; name = \"backend.test\"; } );\n"
-	"    tls = { ca = \"%1$sbackend-ca.crt\"; cert = \"%1$sgw-client.crt\"; key = \"%1$sgw-client.key\"; }; },\n"
-	"  { name = \"b\"; servers = ( { address = \"127.0.0.1:9002\"; } );\n"
-	"    tls = { ca = \"%1$sbackend-ca.crt\"; }; }\n"
-	");\n";
+    "workers = 1;\n"
+    "listeners = ( { address = \"127.0.0.1:0\"; tls = { cert = \"%1$sserver.crt\";\n"
+    "  key = \"%1$sserver.key\"; client_ca = \"%1$sclient-cas.pem\"; crl = [ \"%1$scrls.pem\" ]; "
+    "}; } );\n"
+    "clusters = (\n"
+    "  { name = \"app\"; servers = ( { address = \"127.0.0.1:9001\"; name = \"backend.test\"; } "
+    ");\n"
+    "    tls = { ca = \"%1$sbackend-ca.crt\"; cert = \"%1$sgw-client.crt\"; key = "
+    "\"%1$sgw-client.key\"; }; },\n"
+    "  { name = \"b\"; servers = ( { address = \"127.0.0.1:9002\"; } );\n"
+    "    tls = { ca = \"%1$sbackend-ca.crt\"; }; }\n"
+    ");\n";
 #define HEADER_LINES 9
 
 static char header_real[2048], header_fast[2048];

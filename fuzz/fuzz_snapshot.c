@@ -14,10 +14,10 @@ static char *dns_names[] = {(char *)"svc.example.org"};
 
 /* Principals that match the identities the seeds use (and some that match nothing). */
 static const struct authn_cert_id principals[] = {
-	{.cn = (char *)"alice", .sha256_hex = "00"},
-	{.cn = (char *)"bob", .san_dns = dns_names, .n_dns = 1},
-	{.spiffe_id = (char *)"spiffe://example.org/ns/prod/sa/web", .cn = (char *)"web"},
-	{.cn = NULL},
+    {.cn = (char *)"alice", .sha256_hex = "00"},
+    {.cn = (char *)"bob", .san_dns = dns_names, .n_dns = 1},
+    {.spiffe_id = (char *)"spiffe://example.org/ns/prod/sa/web", .cn = (char *)"web"},
+    {.cn = NULL},
 };
 
 static const char *const paths[] = {"/", "/api", "/api/admin/x", "/public/a", "/health"};
