@@ -200,7 +200,7 @@ static void test_independent_hashes(void)
 	struct authn_token_id id;
 
 	snprintf(table, sizeof(table), "%s/authn/apikeys.txt", cu_data_dir());
-	snprintf(hk, sizeof(hk), "%s/authn/apikey.key", cu_data_dir());
+	snprintf(hk, sizeof(hk), "%s/authn/test-apikey.key", cu_data_dir());
 	struct authn_keys_opts o = {.apikey_file = table, .apikey_hash_key_file = hk};
 	CU_ASSERT_EQUAL_FATAL(authn_keys_new(&o, &k, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL_FATAL(authn_apikey_verify(k, "gwk_conf-test-key-2", 19, &id), AUTHN_OK);

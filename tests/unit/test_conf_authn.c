@@ -29,7 +29,7 @@ bool conf_test_has(const struct conf_diags *d, const char *needle);
 	"issuers = ( { name = \"idp\"; issuer = \"https://idp.example\"; audience = "              \
 	"\"gateway\";\n"                                                                           \
 	"  jwks = \"jwks.json\"; scope_claim = \"scp\"; leeway = 30; max_token = 4096; } );\n"
-#define APIKEYS "api_keys = { file = \"apikeys.txt\"; hash_key = \"apikey.key\"; };\n"
+#define APIKEYS "api_keys = { file = \"apikeys.txt\"; hash_key = \"test-apikey.key\"; };\n"
 #define ROUTES                                                                                     \
 	"routes = ( { prefix = \"/a\"; cluster = \"app\"; need = \"cert+token\"; },\n"             \
 	"  { prefix = \"/b\"; cluster = \"app\"; need = \"cert+bound-token\"; },\n"                \
@@ -38,7 +38,7 @@ bool conf_test_has(const struct conf_diags *d, const char *needle);
 
 static int suite_init(void)
 {
-	static const char *const files[] = {"jwks.json", "apikeys.txt", "apikey.key"};
+	static const char *const files[] = {"jwks.json", "apikeys.txt", "test-apikey.key"};
 	char src[512];
 
 	if (conf_test_init() < 0)
@@ -75,7 +75,7 @@ static void test_good(void)
 	CU_ASSERT_EQUAL(need_of(s, "/b"), POLICY_NEED_CERT_BOUND_TOKEN);
 	CU_ASSERT_EQUAL(need_of(s, "/c"), POLICY_NEED_CERT_APIKEY);
 	CU_ASSERT_EQUAL(need_of(s, "/"), POLICY_NEED_CERT);
-	/* The key file's entries are live: a key hashed with apikey.key passes. */
+	/* The key file's entries are live: a key hashed with test-apikey.key passes. */
 	struct authn_token_id id;
 	CU_ASSERT_EQUAL(authn_apikey_verify(s->keys, "gwk_conf-test-key-1", 19, &id), AUTHN_OK);
 	authn_token_id_clear(&id);
