@@ -96,6 +96,7 @@ struct audit_verify {
 struct audit_json {
 	struct audit_buf b;
 	bool oom;       /* something failed: take() returns NULL */
+	bool fragment;  /* a bare member list (audit_json_fragment_begin), no braces */
 	unsigned depth; /* open objects and arrays, the record's included */
 	bool need_comma[AUDIT_JSON_DEPTH];
 	char close[AUDIT_JSON_DEPTH];
@@ -118,13 +119,56 @@ void audit_buf_free(struct audit_buf *b);
  * array element. Errors (memory, unbalanced nesting) make take() return NULL.
  */
 void audit_json_begin(struct audit_json *j);
-void audit_json_str(struct audit_json *j, const char *key, const char *v); /* NULL: null */
-void audit_json_strn(struct audit_json *j, const char *key, const char *v, size_t n);
-void audit_json_int(struct audit_json *j, const char *key, long long v);
-void audit_json_null(struct audit_json *j, const char *key);
-void audit_json_open(struct audit_json *j, const char *key, char kind); /* '{' or '[' */
+/*
+ * The k* calls take the key's length, klen == strlen(key) (ignored for NULL; a key longer
+ * than 61 bytes fails the record). The wrappers after them, which callers use, compute
+ * it, at compile time for literal keys.
+ */
+void audit_json_kstrn(struct audit_json *j, const char *key, size_t klen, const char *v, size_t n);
+void audit_json_kint(struct audit_json *j, const char *key, size_t klen, long long v);
+void audit_json_knull(struct audit_json *j, const char *key, size_t klen);
+void audit_json_kopen(struct audit_json *j, const char *key, size_t klen, char kind);
+static inline size_t audit_json_klen(const char *key)
+{
+	return key ? __builtin_strlen(key) : 0;
+}
+static inline void audit_json_strn(struct audit_json *j, const char *key, const char *v, size_t n)
+{
+	audit_json_kstrn(j, key, audit_json_klen(key), v, n);
+}
+/* v NULL: null */
+static inline void audit_json_str(struct audit_json *j, const char *key, const char *v)
+{
+	audit_json_kstrn(j, key, audit_json_klen(key), v, v ? __builtin_strlen(v) : 0);
+}
+static inline void audit_json_int(struct audit_json *j, const char *key, long long v)
+{
+	audit_json_kint(j, key, audit_json_klen(key), v);
+}
+static inline void audit_json_null(struct audit_json *j, const char *key)
+{
+	audit_json_knull(j, key, audit_json_klen(key));
+}
+/* kind '{' or '[' */
+static inline void audit_json_open(struct audit_json *j, const char *key, char kind)
+{
+	audit_json_kopen(j, key, audit_json_klen(key), kind);
+}
 void audit_json_close(struct audit_json *j);
-/* Closes the record; the malloc'd NUL-terminated text (its length in *len), or NULL. */
+/*
+ * Starts a fragment instead of a record: a bare member list with no braces, written with
+ * the same calls, whose take() gives text such as "a":1,"b":{"c":"x"} (or "" when it has
+ * no member). Rendered once, it can be spliced into many records with audit_json_raw().
+ */
+void audit_json_fragment_begin(struct audit_json *j);
+/*
+ * Appends len bytes of pre-rendered members (a fragment's text, not re-escaped) to the
+ * current object, as if they had been added one by one: a comma first if a member
+ * precedes, and a member after it gets one. len 0 adds nothing.
+ */
+void audit_json_raw(struct audit_json *j, const char *text, size_t len);
+/* Closes the record (or the fragment); the malloc'd NUL-terminated text (its length in
+ * *len), or NULL. */
 char *audit_json_take(struct audit_json *j, size_t *len);
 void audit_json_free(struct audit_json *j);
 

@@ -5,6 +5,7 @@
  * from a client: quotes, backslashes and control characters, non-ASCII as \uXXXX, and
  * invalid UTF-8 as U+FFFD (the record stays valid JSON and shows that bytes were there).
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,25 +25,45 @@ static inline void put(struct audit_json *j, const void *p, size_t n)
 
 #define PUT_LIT(j, lit) put(j, lit, sizeof(lit) - 1)
 
-/* The separator before a member and its key; keys are literals of ours, never escaped. */
-static void member(struct audit_json *j, const char *key)
+/* Longest key accepted; keys are literals of ours, a longer one is a programming error. */
+#define KEY_MAX 61
+
+/*
+ * The separator before a member and its key (klen bytes; keys are literals of ours,
+ * never escaped). With room, written straight into the buffer.
+ */
+static inline void member(struct audit_json *j, const char *key, size_t klen)
 {
-	if (j->depth > 0 && j->need_comma[j->depth - 1])
-		put(j, ",", 1);
-	if (j->depth > 0)
+	struct audit_buf *b = &j->b;
+	bool comma = false;
+	if (j->depth > 0) {
+		comma = j->need_comma[j->depth - 1];
 		j->need_comma[j->depth - 1] = true;
-	if (key) {
-		size_t n = strlen(key);
-		char k[64];
-		if (n > sizeof(k) - 3) {
-			j->oom = true; /* keys are short literals of ours */
-			return;
+	}
+	if (key && klen > KEY_MAX) {
+		j->oom = true;
+		return;
+	}
+	if (1 + KEY_MAX + 3 <= b->cap - b->len) {
+		char *q = b->p + b->len;
+		if (comma)
+			*q++ = ',';
+		if (key) {
+			*q++ = '"';
+			memcpy(q, key, klen);
+			q += klen;
+			*q++ = '"';
+			*q++ = ':';
 		}
-		k[0] = '"';
-		memcpy(k + 1, key, n);
-		k[n + 1] = '"';
-		k[n + 2] = ':';
-		put(j, k, n + 3);
+		b->len = (size_t)(q - b->p);
+		return;
+	}
+	if (comma)
+		put(j, ",", 1);
+	if (key) {
+		put(j, "\"", 1);
+		put(j, key, klen);
+		put(j, "\":", 2);
 	}
 }
 
@@ -116,23 +137,107 @@ static size_t put_escape(struct audit_json *j, const unsigned char *s, size_t n)
 	return used;
 }
 
-static void put_string(struct audit_json *j, const char *v, size_t n)
+/*
+ * The length of the run at s (n bytes) that is copied as is: printable ASCII other than
+ * quote and backslash. Eight bytes at a time: special() flags, exactly and per byte (no
+ * carry crosses a byte), each byte that is < 0x20, 0x7f, '"', '\\' or >= 0x80.
+ */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGH (ONES * 0x80)
+
+static inline uint64_t special(uint64_t w)
 {
-	const unsigned char *s = (const unsigned char *)v;
-	size_t i = 0, run = 0;
-	put(j, "\"", 1);
-	while (i < n) {
-		unsigned char c = s[i];
-		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-			i++;
-			continue;
-		}
-		put(j, s + run, i - run);
-		i += put_escape(j, s + i, n - i);
-		run = i;
+	uint64_t t = w & ~HIGH; /* each byte's low 7 bits: adding to them cannot carry out */
+	/* The top bit of each byte of these is set when the byte passes the test. */
+	uint64_t ge20 = t + ONES * (0x80 - 0x20);
+	uint64_t ne7f = ~(t + ONES);
+	uint64_t nequote = (t ^ ONES * '"') + ONES * 0x7f;
+	uint64_t nebslash = (t ^ ONES * '\\') + ONES * 0x7f;
+	uint64_t ascii = ~w;
+	return ~(ge20 & ne7f & nequote & nebslash & ascii) & HIGH;
+}
+
+static inline size_t first_flagged(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return (size_t)__builtin_clzll(m) / 8;
+#else
+	return (size_t)__builtin_ctzll(m) / 8;
+#endif
+}
+
+/*
+ * With d not NULL, also copies what it reads to d (room for n bytes): the run, and
+ * possibly bytes after it that the caller will overwrite.
+ */
+static inline size_t plain_run(unsigned char *d, const unsigned char *s, size_t n)
+{
+	uint64_t w, m;
+	size_t i = 0;
+	if (n < 8) {
+		for (; i < n && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\'; i++)
+			if (d)
+				d[i] = s[i];
+		return i;
 	}
-	put(j, s + run, n - run);
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		if (d)
+			memcpy(d + i, &w, 8);
+		if ((m = special(w)) != 0)
+			return i + first_flagged(m);
+	}
+	if (i == n)
+		return n;
+	/* The last, partial word: the 8 bytes that end the string; those already seen are
+	 * plain, so the first flagged one is new. */
+	memcpy(&w, s + n - 8, 8);
+	if (d)
+		memcpy(d + n - 8, &w, 8);
+	if ((m = special(w)) != 0)
+		return n - 8 + first_flagged(m);
+	return n;
+}
+
+/*
+ * The rest of a string value from s[i], a byte to escape (or the end), and its quote. Not
+ * inlined: the common case (nothing to escape) stays small, without its register saves.
+ */
+__attribute__((noinline)) static void put_string_rest(struct audit_json *j, const unsigned char *s,
+                                                      size_t n, size_t i)
+{
+	while (i < n) {
+		i += put_escape(j, s + i, n - i);
+		size_t run = plain_run(NULL, s + i, n - i);
+		if (run)
+			put(j, s + i, run);
+		i += run;
+	}
 	put(j, "\"", 1);
+}
+
+/* A string value: with room for it unescaped, scanned and copied in one pass. */
+static inline void put_string(struct audit_json *j, const unsigned char *s, size_t n)
+{
+	struct audit_buf *b = &j->b;
+	size_t room = b->cap - b->len, run;
+	if (room >= 2 && n <= room - 2) {
+		char *q = b->p + b->len;
+		q[0] = '"';
+		run = plain_run((unsigned char *)q + 1, s, n);
+		b->len += 1 + run;
+		if (run == n) {
+			q[n + 1] = '"';
+			b->len++;
+			return;
+		}
+	} else {
+		put(j, "\"", 1);
+		run = plain_run(NULL, s, n);
+		if (run)
+			put(j, s, run);
+	}
+	put_string_rest(j, s, n, run);
 }
 
 void audit_json_begin(struct audit_json *j)
@@ -144,21 +249,34 @@ void audit_json_begin(struct audit_json *j)
 	j->depth = 1;
 }
 
-void audit_json_strn(struct audit_json *j, const char *key, const char *v, size_t n)
+void audit_json_fragment_begin(struct audit_json *j)
 {
-	member(j, key);
-	if (v)
-		put_string(j, v, n);
-	else
+	memset(j, 0, sizeof(*j));
+	if (audit_buf_reserve(&j->b, 256) != 0)
+		j->oom = true;
+	j->depth = 1;
+	j->fragment = true;
+}
+
+void audit_json_raw(struct audit_json *j, const char *text, size_t len)
+{
+	if (len == 0)
+		return; /* an empty fragment adds no member, and so no comma */
+	member(j, NULL, 0);
+	put(j, text, len);
+}
+
+void audit_json_kstrn(struct audit_json *j, const char *key, size_t klen, const char *v, size_t n)
+{
+	member(j, key, klen);
+	if (!v) {
 		PUT_LIT(j, "null");
+		return;
+	}
+	put_string(j, (const unsigned char *)v, n);
 }
 
-void audit_json_str(struct audit_json *j, const char *key, const char *v)
-{
-	audit_json_strn(j, key, v, v ? strlen(v) : 0);
-}
-
-void audit_json_int(struct audit_json *j, const char *key, long long v)
+void audit_json_kint(struct audit_json *j, const char *key, size_t klen, long long v)
 {
 	char d[24];
 	size_t i = sizeof(d);
@@ -169,19 +287,19 @@ void audit_json_int(struct audit_json *j, const char *key, long long v)
 	} while (u);
 	if (v < 0)
 		d[--i] = '-';
-	member(j, key);
+	member(j, key, klen);
 	put(j, d + i, sizeof(d) - i);
 }
 
-void audit_json_null(struct audit_json *j, const char *key)
+void audit_json_knull(struct audit_json *j, const char *key, size_t klen)
 {
-	member(j, key);
+	member(j, key, klen);
 	PUT_LIT(j, "null");
 }
 
-void audit_json_open(struct audit_json *j, const char *key, char kind)
+void audit_json_kopen(struct audit_json *j, const char *key, size_t klen, char kind)
 {
-	member(j, key);
+	member(j, key, klen);
 	if (j->depth == AUDIT_JSON_DEPTH) {
 		j->oom = true; /* a programming error: refuse the record rather than corrupt it */
 		return;
@@ -203,7 +321,8 @@ void audit_json_close(struct audit_json *j)
 
 char *audit_json_take(struct audit_json *j, size_t *len)
 {
-	put(j, "}", 1);
+	if (!j->fragment)
+		put(j, "}", 1);
 	put(j, "", 1); /* a terminating NUL, not counted */
 	if (j->oom || j->depth != 1) {
 		audit_buf_free(&j->b);
