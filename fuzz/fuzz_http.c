@@ -57,7 +57,8 @@ static bool is_tchar(unsigned char ch)
 /* The arena invariants, then every header through the classification helpers. */
 static void check_head(const struct gw_head *h, bool request)
 {
-	FUZZ_CHECK(h->len <= h->cap && h->n_hdrs <= h->max_hdrs);
+	FUZZ_CHECK(h->len <= h->cap && h->cap <= h->cap_max && h->n_hdrs <= h->hdrs_cap &&
+	           h->hdrs_cap <= h->max_hdrs);
 	FUZZ_CHECK((uint64_t)h->url_off + h->url_len <= h->len);
 	for (uint32_t i = 0; i < h->n_hdrs; i++) {
 		const struct gw_hdr *hd = &h->hdrs[i];

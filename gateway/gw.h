@@ -79,10 +79,10 @@ struct gw_hdr {
  */
 struct gw_head {
 	char *buf;
-	uint32_t len, cap;
+	uint32_t len, cap, cap_max; /* cap grows on demand up to cap_max (the limits) */
 	uint32_t url_off, url_len;
 	struct gw_hdr *hdrs;
-	uint32_t n_hdrs, max_hdrs;
+	uint32_t n_hdrs, hdrs_cap, max_hdrs;
 	uint32_t line_bytes, header_bytes; /* what the limits are checked against */
 	bool in_value;                     /* the parser is inside a header value */
 	uint8_t method;                    /* llhttp_method_t */
@@ -109,6 +109,7 @@ struct gw_parser {
 enum gw_feed { GW_FEED_MORE = 0, GW_FEED_HEAD, GW_FEED_DONE, GW_FEED_ERROR };
 
 struct gw_worker;
+struct gw_stream;
 struct gw_conn;
 struct gw_req;
 struct gw_upconn;
@@ -124,8 +125,8 @@ struct gw_conn {
 	struct gw_worker *w; /* borrowed */
 	struct gw_gen *gen;  /* ref: the trust the connection was verified with */
 	unsigned lis_idx;
-	struct bufferevent *bev; /* owns the fd and the SSL */
-	SSL *ssl;                /* borrowed from bev */
+	struct gw_stream *st;    /* owns the fd and the SSL */
+	SSL *ssl;                /* borrowed from st */
 	struct event *timer;     /* handshake, header, idle and body timeouts */
 	struct event *ev_resume; /* re-enters parsing after a request finished */
 	struct gw_parser ps;
@@ -139,6 +140,13 @@ struct gw_conn {
 	uint16_t peer_port;
 	char sni[256];
 	uint64_t t_accept, handshake_us;
+	uint64_t t_idle; /* when the last request ended (or the handshake did) */
+	/* Per-connection constants, made at the first request (proxy.c): the identity and
+	 * forwarding header lines sent upstream, and the audit record's peer members. */
+	char *fwd_hdrs, *audit_peer;
+	size_t fwd_hdrs_len, audit_peer_len;
+	struct evbuffer *pending, *replay; /* lent to the request in progress */
+	bool trimmed;                      /* idle buffers given back (gw_conn_trim_idle) */
 	unsigned n_requests;
 };
 
@@ -153,7 +161,7 @@ struct gw_req {
 	size_t query_len;
 	const struct policy_route *route; /* borrowed from gen */
 	struct policy_decision decision;
-	struct authn_token_id token;       /* owned: the verified token or API key identity */
+	struct authn_token_id token; /* owned: the verified token or API key identity */
 	bool has_token;
 	int cluster, server; /* chosen upstream (global server index) */
 	uint64_t tried;      /* servers already tried (bit per cluster member) */
@@ -189,7 +197,7 @@ struct gw_upconn {
 	struct gw_gen *gen; /* borrowed: the generation of the pool it is in */
 	size_t srv;         /* global server index in gen */
 	unsigned cluster;
-	struct bufferevent *bev;
+	struct gw_stream *st; /* owns fd and ssl once TCP is up */
 	SSL *ssl;
 	struct event *timer;
 	struct gw_parser ps;
@@ -199,6 +207,8 @@ struct gw_upconn {
 	bool ssl_owned;       /* ssl not yet handed to a bufferevent */
 	int fd;               /* the socket while TCP connects, else -1 */
 	struct event *tcp_ev; /* TCP connect completion */
+	bool trimmed;         /* idle in the pool with its buffers given back */
+	uint64_t t_idle;      /* when it went back to the pool */
 	unsigned n_requests;
 };
 
@@ -230,6 +240,7 @@ struct gw_worker {
 	pthread_mutex_t lock; /* guards next */
 	struct gw_gen *next;  /* handed over by the main thread */
 	struct event *ev_gen, *ev_stop;
+	struct event *ev_trim; /* once a second: idle connections give buffers back */
 	struct gw_conn_list conns;
 	unsigned n_conns;
 	struct gw_pool *pools;    /* one per server of pools_gen */
@@ -239,10 +250,10 @@ struct gw_worker {
 	uint64_t req_seq;
 	bool draining;
 	struct gw_counters ctr;
-	struct gw_main *main;       /* borrowed */
-	struct gw_lis_ctx *lis_ctx; /* accept callback arguments, one per listener */
+	struct gw_main *main;            /* borrowed */
+	struct gw_lis_ctx *lis_ctx;      /* accept callback arguments, one per listener */
 	struct authn_cache *authn_cache; /* verified tokens; this thread's only */
-	struct gw_metrics *metrics; /* owned: counters the admin endpoint sums (metrics.c) */
+	struct gw_metrics *metrics;      /* owned: counters the admin endpoint sums (metrics.c) */
 };
 
 struct gw_main {
@@ -258,8 +269,8 @@ struct gw_main {
 	char id_prefix[17]; /* random per process, prefixes request ids */
 	unsigned drain_ms;  /* graceful stop deadline */
 	bool stopping;
-	struct gw_health *health; /* the active health checker (health.c) */
-	struct gw_admin *admin;   /* owned: admin listener and its hooks (admin.c) */
+	struct gw_health *health;            /* the active health checker (health.c) */
+	struct gw_admin *admin;              /* owned: admin listener and its hooks (admin.c) */
 	uint64_t reloads_ok, reloads_failed; /* main thread only */
 	struct gw_watch *watch;              /* owned: file change poller (watch.c) */
 	struct gw_jwks *jwks;                /* owned: JWKS fetcher (jwks_fetch.c) */
@@ -274,6 +285,7 @@ void gw_gen_unref(struct gw_gen *g);
 int gw_parser_init(struct gw_parser *ps, llhttp_type_t type, const struct conf_limits *lim);
 void gw_parser_reset(struct gw_parser *ps);
 void gw_parser_free(struct gw_parser *ps);
+void gw_parser_trim(struct gw_parser *ps);
 enum gw_feed gw_parser_feed(struct gw_parser *ps, const char *data, size_t len, size_t *used);
 const char *gw_parser_error(struct gw_parser *ps);
 const char *gw_parser_error_text(const struct gw_parser *ps);
@@ -289,6 +301,30 @@ bool gw_header_is_hop_by_hop(const char *name, size_t len, const struct gw_head 
 bool gw_header_is_identity(const char *name, size_t len);
 bool gw_header_aliases_identity(const char *name, size_t len);
 
+/* =================================================================== stream.c == */
+/* A TLS connection on a non-blocking socket with input/output evbuffers (stream.c says
+ * why not bufferevent_openssl). Callbacks come only from the stream's own events. */
+#define GW_STREAM_CONNECTED 0x01
+#define GW_STREAM_EOF       0x02
+#define GW_STREAM_ERROR     0x04
+typedef void (*gw_stream_cb)(struct gw_stream *s, void *arg);
+typedef void (*gw_stream_event_cb)(struct gw_stream *s, short what, void *arg);
+/* Takes fd and ssl on success; on failure (NULL) the caller still owns both. */
+struct gw_stream *gw_stream_new(struct event_base *base, evutil_socket_t fd, SSL *ssl,
+                                bool accepting);
+void gw_stream_setcb(struct gw_stream *s, gw_stream_cb on_read, gw_stream_cb on_write,
+                     gw_stream_event_cb on_event, void *arg);
+void gw_stream_free(struct gw_stream *s); /* closes the socket, frees the SSL */
+struct evbuffer *gw_stream_input(struct gw_stream *s);
+struct evbuffer *gw_stream_output(struct gw_stream *s);
+SSL *gw_stream_ssl(struct gw_stream *s);
+void gw_stream_read(struct gw_stream *s, bool on); /* off at start */
+/* on_write runs when a write left at most this much queued (default 0). */
+void gw_stream_set_wlowat(struct gw_stream *s, size_t lowat);
+unsigned long gw_stream_error(const struct gw_stream *s); /* first OpenSSL error, or 0 */
+bool gw_stream_done(const struct gw_stream *s);
+void gw_stream_trim(struct gw_stream *s); /* idle: give OpenSSL's buffers back */
+
 /* ===================================================================== conn.c == */
 void gw_conn_accept(struct gw_worker *w, unsigned lis_idx, evutil_socket_t fd,
                     const struct sockaddr *sa, int salen);
@@ -299,8 +335,12 @@ void gw_conn_request_done(struct gw_conn *c);
 int gw_conn_recheck(struct gw_conn *c, struct gw_gen *g); /* enum pki_reason */
 void gw_conn_write(struct gw_conn *c, const void *data, size_t len);
 void gw_conn_pause_read(struct gw_conn *c, bool pause);
+/* Connections idle for a second give back TLS record buffers and the parser arena. */
+void gw_conn_trim_idle(struct gw_worker *w);
 
 /* ==================================================================== proxy.c == */
+/* Decimal text of v into out (at least 21 bytes); its length. No printf on hot paths. */
+size_t gw_u64_dec(uint64_t v, char *out);
 int gw_reason_status(enum gw_reason r);
 const char *gw_reason_str(enum gw_reason r);
 void gw_req_on_head(struct gw_req *r);
@@ -313,6 +353,7 @@ void gw_audit_handshake(struct gw_conn *c, const char *reason);
 /* ================================================================= upstream.c == */
 void gw_worker_pools_sync(struct gw_worker *w);
 void gw_worker_pools_free(struct gw_worker *w);
+void gw_worker_pools_trim(struct gw_worker *w); /* idle pooled connections: as above */
 void gw_upstream_start(struct gw_req *r);
 void gw_upstream_release(struct gw_upconn *u, bool reusable);
 void gw_upstream_resume_read(struct gw_upconn *u);
@@ -343,9 +384,9 @@ struct gw_audit_stats {
 	uint64_t written;         /* records sealed and written since start */
 };
 int gw_audit_start(const char *path, const struct conf_audit *a, char *err, size_t errlen);
-bool gw_audit_enabled(void);                /* false in mode "off": build no record */
+bool gw_audit_enabled(void);                 /* false in mode "off": build no record */
 void gw_audit_submit(char *obj, size_t len); /* takes a malloc'd JSON object text */
-void gw_audit_reopen(void);                 /* SIGUSR1 */
+void gw_audit_reopen(void);                  /* SIGUSR1 */
 void gw_audit_stats(struct gw_audit_stats *st);
 
 /* ================================================================== metrics.c == */

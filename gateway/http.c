@@ -26,12 +26,38 @@ static int parse_fail(struct gw_parser *ps, const char *why)
 	return HPE_USER;
 }
 
+/*
+ * Grows the arena to hold need bytes, doubling from 1 KiB up to the limits. It starts
+ * empty and is given back when a connection idles (gw_parser_trim): sizing it to the
+ * limits up front cost 40 KiB of heap per idle connection. Heads are kept as offsets,
+ * so moving the arena is safe between parser callbacks.
+ */
+static int head_reserve(struct gw_parser *ps, size_t need)
+{
+	struct gw_head *h = &ps->head;
+	if (need > h->cap_max)
+		return parse_fail(ps, "head_too_large");
+	size_t cap = h->cap ? h->cap : 1024;
+	while (cap < need)
+		cap *= 2;
+	if (cap > h->cap_max)
+		cap = h->cap_max;
+	char *nb = realloc(h->buf, cap);
+	if (!nb)
+		return parse_fail(ps, "out_of_memory");
+	h->buf = nb;
+	h->cap = (uint32_t)cap;
+	return 0;
+}
+
 /* Appends span bytes to the arena; the arena never grows past the configured limits. */
 static int head_append(struct gw_parser *ps, const char *at, size_t len)
 {
 	struct gw_head *h = &ps->head;
-	if (len > h->cap - h->len)
-		return parse_fail(ps, "head_too_large");
+	if (len == 0)
+		return 0;
+	if (len > h->cap - h->len && head_reserve(ps, (size_t)h->len + len) != 0)
+		return HPE_USER;
 	memcpy(h->buf + h->len, at, len);
 	h->len += (uint32_t)len;
 	return 0;
@@ -91,6 +117,17 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 	if (h->n_hdrs == 0 || h->in_value) {
 		if (h->n_hdrs == h->max_hdrs)
 			return parse_fail(ps, "too_many_headers");
+		if (h->n_hdrs == h->hdrs_cap) {
+			/* The table grows like the arena: 16 entries first, up to the limit. */
+			uint32_t n = h->hdrs_cap ? h->hdrs_cap * 2 : 16;
+			if (n > h->max_hdrs)
+				n = h->max_hdrs;
+			struct gw_hdr *nh = realloc(h->hdrs, n * sizeof(*nh));
+			if (!nh)
+				return parse_fail(ps, "out_of_memory");
+			h->hdrs = nh;
+			h->hdrs_cap = n;
+		}
 		struct gw_hdr *hd = &h->hdrs[h->n_hdrs++];
 		hd->name_off = h->len;
 		hd->name_len = 0;
@@ -206,23 +243,25 @@ static const llhttp_settings_t gw_settings = {
 };
 
 /*
- * Prepares a parser with an arena sized from the limits. Returns 0 or -1 (no memory).
+ * Prepares a parser; its arena is allocated as the head arrives. Returns 0.
  * The limits are borrowed and must outlive the parser (they live in the generation).
  */
 int gw_parser_init(struct gw_parser *ps, llhttp_type_t type, const struct conf_limits *lim)
 {
 	memset(ps, 0, sizeof(*ps));
 	ps->limits = lim;
-	ps->head.cap = lim->request_line + lim->header_bytes + 64;
+	ps->head.cap_max = lim->request_line + lim->header_bytes + 64;
 	ps->head.max_hdrs = lim->header_count;
-	ps->head.buf = malloc(ps->head.cap);
-	ps->head.hdrs = calloc(lim->header_count ? lim->header_count : 1, sizeof(struct gw_hdr));
-	if (!ps->head.buf || !ps->head.hdrs) {
-		gw_parser_free(ps);
-		return -1;
-	}
 	llhttp_init(&ps->p, type, &gw_settings);
 	return 0;
+}
+
+/* Between messages only: the arena and header table go until the next head arrives. */
+void gw_parser_trim(struct gw_parser *ps)
+{
+	gw_parser_free(ps);
+	ps->head.cap = ps->head.len = 0;
+	ps->head.hdrs_cap = ps->head.n_hdrs = 0;
 }
 
 /* Resumes after a paused message so the next pipelined message can be parsed. */

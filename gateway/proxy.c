@@ -168,10 +168,58 @@ static bool req_sni_matches(const struct gw_req *r)
 	return strcasecmp(host, c->sni) == 0;
 }
 
+size_t gw_u64_dec(uint64_t v, char *out)
+{
+	char t[24];
+	size_t n = 0;
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = t[n - 1 - i];
+	out[n] = '\0';
+	return n;
+}
+
 static void add_hdr(struct evbuffer *b, const char *name, const char *value)
 {
-	if (value)
-		evbuffer_add_printf(b, "%s: %s\r\n", name, value);
+	if (!value)
+		return;
+	evbuffer_add(b, name, strlen(name));
+	evbuffer_add(b, ": ", 2);
+	evbuffer_add(b, value, strlen(value));
+	evbuffer_add(b, "\r\n", 2);
+}
+
+/*
+ * The header lines that are the same for every request of a connection (who the client
+ * is, as verified at the handshake), formatted once: they were most of the formatting
+ * work of a request.
+ */
+static int conn_fwd_hdrs(struct gw_conn *c)
+{
+	if (c->fwd_hdrs)
+		return 0;
+	struct evbuffer *b = evbuffer_new();
+	if (!b)
+		return -1;
+	add_hdr(b, "X-Forwarded-For", c->peer);
+	add_hdr(b, "X-Forwarded-Proto", "https");
+	add_hdr(b, "X-Client-Identity", authn_cert_id_name(&c->cert));
+	add_hdr(b, "X-Client-Spiffe-Id", c->cert.spiffe_id);
+	add_hdr(b, "X-Client-Cn", c->cert.cn);
+	if (c->cert.sha256_hex[0])
+		add_hdr(b, "X-Client-Cert-Sha256", c->cert.sha256_hex);
+	add_hdr(b, "X-Client-Cert-Serial", c->cert.serial_hex);
+	size_t n = evbuffer_get_length(b);
+	c->fwd_hdrs = malloc(n ? n : 1);
+	if (c->fwd_hdrs) {
+		evbuffer_remove(b, c->fwd_hdrs, n);
+		c->fwd_hdrs_len = n;
+	}
+	evbuffer_free(b);
+	return c->fwd_hdrs ? 0 : -1;
 }
 
 /* The head sent upstream: client headers minus hop-by-hop and identity ones, plus ours. */
@@ -180,7 +228,9 @@ static int req_build_upstream_head(struct gw_req *r, const char *fwd, size_t fwd
 	const struct gw_conn *c = r->c;
 	const struct gw_head *h = &c->ps.head;
 	struct evbuffer *b = r->pending;
-	evbuffer_add_printf(b, "%s ", llhttp_method_name(h->method));
+	const char *method = llhttp_method_name(h->method);
+	evbuffer_add(b, method, strlen(method));
+	evbuffer_add(b, " ", 1);
 	evbuffer_add(b, fwd, fwd_len);
 	if (r->query) {
 		evbuffer_add(b, "?", 1);
@@ -200,30 +250,29 @@ static int req_build_upstream_head(struct gw_req *r, const char *fwd, size_t fwd
 		evbuffer_add(b, h->buf + hd->val_off, hd->val_len);
 		evbuffer_add(b, "\r\n", 2);
 	}
-	add_hdr(b, "X-Forwarded-For", c->peer);
-	add_hdr(b, "X-Forwarded-Proto", "https");
+	evbuffer_add(b, c->fwd_hdrs, c->fwd_hdrs_len);
 	add_hdr(b, "X-Request-Id", r->id);
-	add_hdr(b, "X-Client-Identity", authn_cert_id_name(&c->cert));
-	add_hdr(b, "X-Client-Spiffe-Id", c->cert.spiffe_id);
-	add_hdr(b, "X-Client-Cn", c->cert.cn);
-	if (c->cert.sha256_hex[0])
-		add_hdr(b, "X-Client-Cert-Sha256", c->cert.sha256_hex);
-	add_hdr(b, "X-Client-Cert-Serial", c->cert.serial_hex);
 	if (r->has_token) {
 		add_hdr(b, "X-Client-Token-Issuer", r->token.iss);
 		add_hdr(b, "X-Client-Token-Subject", r->token.sub);
 		if (r->token.n_scopes) {
-			evbuffer_add_printf(b, "X-Client-Token-Scopes: ");
-			for (size_t i = 0; i < r->token.n_scopes; i++)
-				evbuffer_add_printf(b, "%s%s", i ? " " : "", r->token.scopes[i]);
+			evbuffer_add(b, "X-Client-Token-Scopes: ", 23);
+			for (size_t i = 0; i < r->token.n_scopes; i++) {
+				if (i)
+					evbuffer_add(b, " ", 1);
+				evbuffer_add(b, r->token.scopes[i], strlen(r->token.scopes[i]));
+			}
 			evbuffer_add(b, "\r\n", 2);
 		}
 	}
 	if (h->chunked) {
 		r->body_chunked = true;
-		evbuffer_add_printf(b, "Transfer-Encoding: chunked\r\n");
+		evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
 	} else if (h->has_clen) {
-		evbuffer_add_printf(b, "Content-Length: %llu\r\n", (unsigned long long)h->clen);
+		char num[24];
+		evbuffer_add(b, "Content-Length: ", 16);
+		evbuffer_add(b, num, gw_u64_dec(h->clen, num));
+		evbuffer_add(b, "\r\n", 2);
 	}
 	return evbuffer_add(b, "\r\n", 2);
 }
@@ -282,9 +331,9 @@ static int req_credentials(struct gw_req *r)
 	if (n_auth == 1)
 		tok = bearer_token(v, vl, &tl);
 	if (tok) {
-		enum authn_status st = authn_token_check(
-		    cfg->keys, c->w->authn_cache, tok, tl, time(NULL), &c->cert,
-		    need == POLICY_NEED_CERT_BOUND_TOKEN, &r->token);
+		enum authn_status st =
+		    authn_token_check(cfg->keys, c->w->authn_cache, tok, tl, time(NULL), &c->cert,
+		                      need == POLICY_NEED_CERT_BOUND_TOKEN, &r->token);
 		/* A rotated key may not be fetched yet: ask for a (rate-limited) refetch; this
 		 * request is still refused, a retry after the refetch succeeds. */
 		if (st == AUTHN_UNKNOWN_KID)
@@ -298,7 +347,8 @@ static int req_credentials(struct gw_req *r)
 		return req_unauthenticated(r, AUTHN_MALFORMED);
 	if (n_key == 1) {
 		if (r->has_token)
-			return req_unauthenticated(r, AUTHN_MALFORMED); /* one credential, not two */
+			return req_unauthenticated(r,
+			                           AUTHN_MALFORMED); /* one credential, not two */
 		enum authn_status st = authn_apikey_verify(cfg->keys, v, vl, &r->token);
 		if (st != AUTHN_OK)
 			return req_unauthenticated(r, st);
@@ -306,7 +356,8 @@ static int req_credentials(struct gw_req *r)
 	}
 	bool need_token = need == POLICY_NEED_CERT_TOKEN || need == POLICY_NEED_CERT_BOUND_TOKEN;
 	if ((need_token && (!r->has_token || r->token.kind != AUTHN_CRED_JWT)) ||
-	    (need == POLICY_NEED_CERT_APIKEY && (!r->has_token || r->token.kind != AUTHN_CRED_APIKEY)))
+	    (need == POLICY_NEED_CERT_APIKEY &&
+	     (!r->has_token || r->token.kind != AUTHN_CRED_APIKEY)))
 		return req_unauthenticated(r, AUTHN_NO_CREDENTIAL);
 	return 0;
 }
@@ -401,9 +452,15 @@ void gw_req_on_head(struct gw_req *r)
 		gw_req_finish(r, 400, GW_BAD_REQUEST, "rewritten_path_too_long");
 		return;
 	}
-	r->pending = evbuffer_new();
-	r->replay = evbuffer_new();
-	if (!r->pending || !r->replay || req_build_upstream_head(r, fwd, fwd_len) != 0) {
+	/* Per connection, lent to one request at a time: two allocations less per request. */
+	if (!c->pending)
+		c->pending = evbuffer_new();
+	if (!c->replay)
+		c->replay = evbuffer_new();
+	r->pending = c->pending;
+	r->replay = c->replay;
+	if (!r->pending || !r->replay || conn_fwd_hdrs(c) != 0 ||
+	    req_build_upstream_head(r, fwd, fwd_len) != 0) {
 		gw_req_finish(r, 500, GW_INTERNAL, "out_of_memory");
 		return;
 	}
@@ -429,9 +486,8 @@ void gw_req_on_head(struct gw_req *r)
 /* Queues bytes for the upstream: straight onto its connection once it is attached. */
 void gw_req_write_upstream(struct gw_req *r, const void *data, size_t len)
 {
-	struct evbuffer *dst = (r->up && r->up->state == GW_UP_ACTIVE)
-	                           ? bufferevent_get_output(r->up->bev)
-	                           : r->pending;
+	struct evbuffer *dst =
+	    (r->up && r->up->state == GW_UP_ACTIVE) ? gw_stream_output(r->up->st) : r->pending;
 	evbuffer_add(dst, data, len);
 	/* Only small requests are replayable after a failed attempt; big bodies stream. */
 	if (r->replay_ok) {
@@ -545,8 +601,27 @@ void gw_audit_handshake(struct gw_conn *c, const char *reason)
 	audit_emit(&j);
 }
 
-/* Who is connected: TLS parameters and the certificate's identity. */
-static void audit_peer(struct audit_json *j, const struct gw_conn *c)
+static void audit_peer_members(struct audit_json *j, const struct gw_conn *c);
+
+/*
+ * Who is connected: TLS parameters and the certificate's identity. The same for every
+ * request of the connection, so rendered (and escaped) once, then spliced in.
+ */
+static void audit_peer(struct audit_json *j, struct gw_conn *c)
+{
+	if (!c->audit_peer) {
+		struct audit_json f;
+		audit_json_fragment_begin(&f);
+		audit_peer_members(&f, c);
+		c->audit_peer = audit_json_take(&f, &c->audit_peer_len);
+	}
+	if (c->audit_peer)
+		audit_json_raw(j, c->audit_peer, c->audit_peer_len);
+	else
+		audit_peer_members(j, c); /* out of memory for the copy: the slow way */
+}
+
+static void audit_peer_members(struct audit_json *j, const struct gw_conn *c)
 {
 	audit_json_str(j, "identity", authn_cert_id_name(&c->cert));
 	audit_json_open(j, "tls", '{');
@@ -589,8 +664,12 @@ static void audit_decision(struct audit_json *j, const struct gw_req *r)
 	audit_json_str(j, "route", r->route ? r->route->prefix : NULL);
 	audit_json_str(j, "decision", r->decision.effect == POLICY_ALLOW ? "allow" : "deny");
 	audit_json_str(j, "reason", r->detail ? r->detail : gw_reason_str(r->reason));
-	if (file)
-		snprintf(rule, sizeof(rule), "%s:%d", file, line);
+	if (file) {
+		size_t fl = strnlen(file, sizeof(rule) - 24);
+		memcpy(rule, file, fl);
+		rule[fl] = ':';
+		gw_u64_dec(line > 0 ? (uint64_t)line : 0, rule + fl + 1);
+	}
 	audit_json_str(j, "rule", file ? rule : NULL);
 	policy_digest_hex(r->gen->cfg->policy, digest);
 	audit_json_str(j, "policy_sha256", digest);
@@ -620,7 +699,7 @@ static void audit_request(const struct gw_req *r)
 		return;
 	audit_base(&j, c, "request");
 	audit_json_str(&j, "request_id", r->id);
-	audit_peer(&j, c);
+	audit_peer(&j, r->c);
 	audit_token(&j, r);
 	if (h->method || r->t_head)
 		audit_json_str(&j, "method", llhttp_method_name(h->method));
@@ -634,7 +713,8 @@ static void audit_request(const struct gw_req *r)
 	}
 	audit_decision(&j, r);
 	if (r->cluster >= 0 && r->server >= 0)
-		audit_json_str(&j, "upstream", cfg->clusters[r->cluster].servers[r->server].address);
+		audit_json_str(&j, "upstream",
+		               cfg->clusters[r->cluster].servers[r->server].address);
 	audit_json_int(&j, "attempts", r->attempts);
 	audit_json_int(&j, "status", r->status);
 	audit_json_int(&j, "bytes_in", (long long)r->bytes_in);
@@ -680,9 +760,9 @@ void gw_req_finish(struct gw_req *r, int status, enum gw_reason why, const char 
 	if (r->up)
 		gw_upstream_release(r->up, false);
 	if (r->pending)
-		evbuffer_free(r->pending);
+		evbuffer_drain(r->pending, evbuffer_get_length(r->pending));
 	if (r->replay)
-		evbuffer_free(r->replay);
+		evbuffer_drain(r->replay, evbuffer_get_length(r->replay));
 	free(r->path);
 	authn_token_id_clear(&r->token);
 	gw_gen_unref(r->gen);

@@ -14,7 +14,6 @@
 #include <string.h>
 #include <netinet/tcp.h>
 
-#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
 #include "pki.h"
@@ -33,9 +32,9 @@ struct gw_upq {
 
 enum up_start_result { UP_STARTED, UP_REQUEUED, UP_FINISHED };
 
-static void up_readcb(struct bufferevent *bev, void *arg);
-static void up_writecb(struct bufferevent *bev, void *arg);
-static void up_eventcb(struct bufferevent *bev, short what, void *arg);
+static void up_readcb(struct gw_stream *st, void *arg);
+static void up_writecb(struct gw_stream *st, void *arg);
+static void up_eventcb(struct gw_stream *st, short what, void *arg);
 static int up_body_cb(void *ud, const char *at, size_t len);
 static void up_timeout_cb(evutil_socket_t fd, short what, void *arg);
 static enum up_start_result up_start(struct gw_req *r, bool from_queue);
@@ -196,13 +195,7 @@ static void up_free(struct gw_upconn *u)
 		event_free(u->timer);
 	if (u->tcp_ev)
 		event_free(u->tcp_ev);
-	if (u->bev) {
-		/* A clean close_notify: without it OpenSSL marks the session not resumable. */
-		if (SSL_is_init_finished(u->ssl))
-			SSL_shutdown(u->ssl);
-		ERR_clear_error();
-		bufferevent_free(u->bev);
-	}
+	gw_stream_free(u->st); /* with close_notify, which keeps the session resumable */
 	if (u->ssl_owned)
 		SSL_free(u->ssl);
 	if (u->fd >= 0)
@@ -229,6 +222,25 @@ static void upq_take_all(struct gw_worker *w, struct gw_req_list *out)
 }
 
 /* Drops every idle connection, session and queue of the worker (generation change, exit). */
+/* Pooled connections idle for a second give back their buffers (gw_conn_trim_idle). */
+void gw_worker_pools_trim(struct gw_worker *w)
+{
+	if (!w->pools)
+		return;
+	uint64_t now = gw_now_us();
+	for (size_t i = 0; i < w->pools_gen->n_servers_total; i++) {
+		struct gw_upconn *u;
+		TAILQ_FOREACH(u, &w->pools[i].idle, link)
+		{
+			if (u->trimmed || now - u->t_idle < 1000000)
+				continue;
+			gw_stream_trim(u->st);
+			gw_parser_trim(&u->ps);
+			u->trimmed = true;
+		}
+	}
+}
+
 void gw_worker_pools_free(struct gw_worker *w)
 {
 	if (!w->pools)
@@ -344,13 +356,12 @@ static void up_attach(struct gw_upconn *u)
 	gw_parser_reset(&u->ps);
 	u->ps.skip_body = r->resp_head_req;
 	u->ps.ud = r;
-	evbuffer_add_buffer(bufferevent_get_output(u->bev), r->pending);
-	bufferevent_setwatermark(u->bev, EV_WRITE, GW_HIGH_WATER / 2, 0);
-	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+	evbuffer_add_buffer(gw_stream_output(u->st), r->pending);
+	gw_stream_set_wlowat(u->st, GW_HIGH_WATER / 2);
+	gw_stream_read(u->st, true);
 	up_timer_set(u->timer, r->gen->cfg->timeouts.upstream_response);
 	/* The client may have been paused while we connected. */
-	if (r->c->read_paused &&
-	    evbuffer_get_length(bufferevent_get_output(u->bev)) < GW_HIGH_WATER)
+	if (r->c->read_paused && evbuffer_get_length(gw_stream_output(u->st)) < GW_HIGH_WATER)
 		gw_conn_pause_read(r->c, false);
 }
 
@@ -406,19 +417,14 @@ static void up_tcp_cb(evutil_socket_t fd, short what, void *arg)
 		up_attempt_failed(u, GW_NO_BACKEND, evutil_socket_error_to_string(err), true);
 		return;
 	}
-	u->bev = bufferevent_openssl_socket_new(u->w->base, fd, u->ssl, BUFFEREVENT_SSL_CONNECTING,
-	                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	/* The SSL is the bufferevent's now; on failure libevent freed it (not the fd). */
-	u->ssl_owned = false;
-	if (!u->bev) {
-		u->ssl = NULL;
+	u->st = gw_stream_new(u->w->base, fd, u->ssl, false);
+	if (!u->st) {
 		up_attempt_failed(u, GW_INTERNAL, "out of memory", false);
 		return;
 	}
-	u->fd = -1; /* the fd belongs to the bufferevent too */
-	bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
-	bufferevent_setcb(u->bev, up_readcb, up_writecb, up_eventcb, u);
-	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+	u->ssl_owned = false; /* the stream owns the SSL and the fd now */
+	u->fd = -1;
+	gw_stream_setcb(u->st, up_readcb, up_writecb, up_eventcb, u);
 }
 
 /* Starts a new connection to server idx of the cluster for r: TCP first, then TLS. */
@@ -538,16 +544,18 @@ void gw_upstream_release(struct gw_upconn *u, bool reusable)
 		up_session_keep(u);
 	bool pool_ok = reusable && !u->broken && pl && !w->draining &&
 	               pl->n_idle < cl->pool_max_idle &&
-	               evbuffer_get_length(bufferevent_get_input(u->bev)) == 0;
+	               evbuffer_get_length(gw_stream_input(u->st)) == 0;
 	if (!pool_ok) {
 		up_free(u);
 		return;
 	}
 	u->state = GW_UP_IDLE;
+	u->t_idle = gw_now_us();
+	u->trimmed = false;
 	TAILQ_INSERT_HEAD(&pl->idle, u, link);
 	pl->n_idle++;
 	gw_gauge_add(&up_hs(u)->conns_idle, 1);
-	bufferevent_enable(u->bev, EV_READ);
+	gw_stream_read(u->st, true);
 	up_timer_set(u->timer, cl->pool_idle_timeout);
 	upq_kick(w, u->cluster);
 }
@@ -561,9 +569,9 @@ void gw_upstream_resume_read(struct gw_upconn *u)
 {
 	if (u->state != GW_UP_ACTIVE)
 		return;
-	bufferevent_enable(u->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_input(u->bev)) > 0)
-		up_readcb(u->bev, u);
+	gw_stream_read(u->st, true);
+	if (evbuffer_get_length(gw_stream_input(u->st)) > 0)
+		up_readcb(u->st, u);
 }
 
 static void up_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -589,10 +597,10 @@ static void up_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void up_eventcb(struct bufferevent *bev, short what, void *arg)
+static void up_eventcb(struct gw_stream *st, short what, void *arg)
 {
 	struct gw_upconn *u = arg;
-	if (what & BEV_EVENT_CONNECTED) {
+	if (what & GW_STREAM_CONNECTED) {
 		if (u->req)
 			up_attach(u);
 		return;
@@ -603,13 +611,14 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (u->state == GW_UP_CONNECTING) {
 		/* TCP was up (see up_tcp_cb): whatever failed now failed in TLS. */
-		unsigned long e = bufferevent_get_openssl_error(bev);
+		unsigned long e = gw_stream_error(st);
 		up_attempt_failed(u, GW_UPSTREAM_TLS, pki_client_error_str(u->ssl, e), true);
 		return;
 	}
 	struct gw_req *r = u->req;
 	u->broken = true;
-	if ((what & BEV_EVENT_EOF) && u->ps.head_done && llhttp_message_needs_eof(&u->ps.p)) {
+	if ((what & GW_STREAM_EOF) && !(what & GW_STREAM_ERROR) && u->ps.head_done &&
+	    llhttp_message_needs_eof(&u->ps.p)) {
 		/* A close-delimited body ends here. */
 		llhttp_finish(&u->ps.p);
 		if (r && r->resp_rechunk)
@@ -651,7 +660,10 @@ static void up_send_head(struct gw_upconn *u, struct gw_req *r)
 		gw_health_passive_fail(u->gen, u->cluster, u->srv, "5xx answer");
 	else
 		gw_health_passive_ok(u->gen, u->srv);
-	evbuffer_add_printf(b, "HTTP/1.1 %u ", h->status);
+	char num[24];
+	evbuffer_add(b, "HTTP/1.1 ", 9);
+	evbuffer_add(b, num, gw_u64_dec(h->status, num));
+	evbuffer_add(b, " ", 1);
 	evbuffer_add(b, h->buf + h->url_off, h->url_len);
 	evbuffer_add(b, "\r\n", 2);
 	for (uint32_t i = 0; i < h->n_hdrs; i++) {
@@ -664,12 +676,14 @@ static void up_send_head(struct gw_upconn *u, struct gw_req *r)
 		evbuffer_add(b, "\r\n", 2);
 	}
 	bool no_body = r->resp_head_req || h->status == 204 || h->status == 304;
-	if (h->has_clen && (h->status != 204))
-		evbuffer_add_printf(b, "Content-Length: %llu\r\n", (unsigned long long)h->clen);
-	else if (!no_body) {
+	if (h->has_clen && (h->status != 204)) {
+		evbuffer_add(b, "Content-Length: ", 16);
+		evbuffer_add(b, num, gw_u64_dec(h->clen, num));
+		evbuffer_add(b, "\r\n", 2);
+	} else if (!no_body) {
 		if (c->ps.head.http_minor == 1) {
 			r->resp_rechunk = true;
-			evbuffer_add_printf(b, "Transfer-Encoding: chunked\r\n");
+			evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
 		} else {
 			c->close_after = true; /* HTTP/1.0 client: the body ends at close */
 		}
@@ -677,10 +691,10 @@ static void up_send_head(struct gw_upconn *u, struct gw_req *r)
 	if (!llhttp_should_keep_alive(&u->ps.p) && !h->chunked && !h->has_clen && !no_body)
 		u->broken = true;
 	if (c->close_after || c->w->draining)
-		evbuffer_add_printf(b, "Connection: close\r\n");
+		evbuffer_add(b, "Connection: close\r\n", 19);
 	evbuffer_add(b, "\r\n", 2);
 	r->bytes_out += evbuffer_get_length(b);
-	bufferevent_write_buffer(c->bev, b);
+	evbuffer_add_buffer(gw_stream_output(c->st), b);
 	evbuffer_free(b);
 	r->status = h->status;
 	r->resp_started = true;
@@ -715,10 +729,10 @@ static void up_response_done(struct gw_upconn *u, struct gw_req *r)
 	gw_req_finish(r, r->status, GW_OK, NULL);
 }
 
-static void up_readcb(struct bufferevent *bev, void *arg)
+static void up_readcb(struct gw_stream *st, void *arg)
 {
 	struct gw_upconn *u = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = gw_stream_input(st);
 	if (u->state != GW_UP_ACTIVE || !u->req) {
 		/* Bytes on an idle connection: the backend is confused; do not reuse it. */
 		up_free(u);
@@ -756,15 +770,15 @@ static void up_readcb(struct bufferevent *bev, void *arg)
 			up_response_done(u, r);
 			return;
 		}
-		if (evbuffer_get_length(bufferevent_get_output(r->c->bev)) > GW_HIGH_WATER) {
+		if (evbuffer_get_length(gw_stream_output(r->c->st)) > GW_HIGH_WATER) {
 			/* The client is slower than the backend: stop reading until it drains. */
-			bufferevent_disable(bev, EV_READ);
+			gw_stream_read(st, false);
 			return;
 		}
 	}
 }
 
-static void up_writecb(struct bufferevent *bev, void *arg)
+static void up_writecb(struct gw_stream *st, void *arg)
 {
 	struct gw_upconn *u = arg;
 	struct gw_req *r = u->req;

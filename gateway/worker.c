@@ -47,6 +47,11 @@ static void gen_cb(evutil_socket_t fd, short what, void *arg)
 	gw_gen_unref(old);
 }
 
+static void trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	gw_conn_trim_idle(arg);
+}
+
 static void drain_check_cb(evutil_socket_t fd, short what, void *arg);
 
 struct gw_drain {
@@ -70,6 +75,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 		w->listeners[i] = NULL;
 	}
 	gw_conn_close_idle(w);
+	event_del(w->ev_trim);
 	struct gw_drain *d = calloc(1, sizeof(*d));
 	if (!d) {
 		event_base_loopexit(w->base, NULL);
@@ -115,7 +121,15 @@ static int worker_init(struct gw_main *m, struct gw_worker *w, unsigned id)
 	if (!(w->metrics = gw_metrics_new()))
 		return -1;
 	pthread_mutex_init(&w->lock, NULL);
-	w->base = event_base_new();
+	/* With the changelist, the EV_WRITE add and delete that every bufferevent write makes
+	 * within one loop iteration cancel out instead of costing two epoll_ctl calls each
+	 * (6 per request without it). Safe here: the fds of a base are never dup()ed. */
+	struct event_config *ecfg = event_config_new();
+	if (!ecfg)
+		return -1;
+	event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	w->base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
 	if (!w->base)
 		return -1;
 	w->authn_cache = authn_cache_new(0);
@@ -123,6 +137,10 @@ static int worker_init(struct gw_main *m, struct gw_worker *w, unsigned id)
 		return -1;
 	w->ev_gen = event_new(w->base, -1, 0, gen_cb, w);
 	w->ev_stop = event_new(w->base, -1, 0, stop_cb, w);
+	w->ev_trim = event_new(w->base, -1, EV_PERSIST, trim_cb, w);
+	struct timeval second = {1, 0};
+	if (!w->ev_trim || event_add(w->ev_trim, &second) != 0)
+		return -1;
 	w->listeners = calloc(m->n_listen, sizeof(*w->listeners));
 	struct gw_lis_ctx *ctx = calloc(m->n_listen, sizeof(*ctx));
 	if (!w->ev_gen || !w->ev_stop || !w->listeners || !ctx)
@@ -189,6 +207,8 @@ void gw_workers_stop(struct gw_main *m)
 		gw_metrics_free(w->metrics);
 		event_free(w->ev_gen);
 		event_free(w->ev_stop);
+		if (w->ev_trim)
+			event_free(w->ev_trim);
 		gw_gen_unref(w->next);
 		gw_gen_unref(w->gen);
 		event_base_free(w->base);
