@@ -6,6 +6,7 @@
  * which keeps responses in order without a per-connection queue.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -86,22 +87,29 @@ void gw_conn_close(struct gw_conn *c, enum gw_reason why)
 
 /*
  * Gives back what an idle connection does not need until its next request: OpenSSL's
- * record buffers and the parser arena (about 20 KiB together). Only after a second of
- * idleness, so a busy keep-alive connection does not pay to re-allocate them.
+ * record buffers and the parser arena (up to 35 KiB together). Only after half a second
+ * of idleness, so a busy keep-alive connection does not pay to re-allocate them. Freed
+ * heap in the middle of an arena stays resident until malloc_trim hands its pages back,
+ * so after a sweep that freed something the process does that too.
  */
 void gw_conn_trim_idle(struct gw_worker *w)
 {
 	uint64_t now = gw_now_us();
+	unsigned n = 0;
 	struct gw_conn *c;
 	TAILQ_FOREACH(c, &w->conns, link)
 	{
-		if (c->trimmed || c->state != GW_CONN_READY || c->req || now - c->t_idle < 1000000)
+		if (c->trimmed || c->state != GW_CONN_READY || c->req ||
+		    now - c->t_idle < GW_IDLE_TRIM_US)
 			continue;
 		gw_stream_trim(c->st);
 		gw_parser_trim(&c->ps);
 		c->trimmed = true;
+		n++;
 	}
-	gw_worker_pools_trim(w);
+	n += gw_worker_pools_trim(w);
+	if (n > 0)
+		malloc_trim(0);
 }
 
 /* Closes connections that have no request in progress (drain at shutdown). */

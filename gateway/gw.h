@@ -240,7 +240,7 @@ struct gw_worker {
 	pthread_mutex_t lock; /* guards next */
 	struct gw_gen *next;  /* handed over by the main thread */
 	struct event *ev_gen, *ev_stop;
-	struct event *ev_trim; /* once a second: idle connections give buffers back */
+	struct event *ev_trim; /* every GW_IDLE_TRIM_US: idle connections give buffers back */
 	struct gw_conn_list conns;
 	unsigned n_conns;
 	struct gw_pool *pools;    /* one per server of pools_gen */
@@ -335,7 +335,9 @@ void gw_conn_request_done(struct gw_conn *c);
 int gw_conn_recheck(struct gw_conn *c, struct gw_gen *g); /* enum pki_reason */
 void gw_conn_write(struct gw_conn *c, const void *data, size_t len);
 void gw_conn_pause_read(struct gw_conn *c, bool pause);
-/* Connections idle for a second give back TLS record buffers and the parser arena. */
+/* Connections idle for GW_IDLE_TRIM_US give back TLS record buffers and the parser
+ * arena; the worker runs this every GW_IDLE_TRIM_US. */
+#define GW_IDLE_TRIM_US 500000u
 void gw_conn_trim_idle(struct gw_worker *w);
 
 /* ==================================================================== proxy.c == */
@@ -353,7 +355,7 @@ void gw_audit_handshake(struct gw_conn *c, const char *reason);
 /* ================================================================= upstream.c == */
 void gw_worker_pools_sync(struct gw_worker *w);
 void gw_worker_pools_free(struct gw_worker *w);
-void gw_worker_pools_trim(struct gw_worker *w); /* idle pooled connections: as above */
+unsigned gw_worker_pools_trim(struct gw_worker *w); /* idle pooled ones; how many */
 void gw_upstream_start(struct gw_req *r);
 void gw_upstream_release(struct gw_upconn *u, bool reusable);
 void gw_upstream_resume_read(struct gw_upconn *u);

@@ -159,6 +159,7 @@ static void stream_handshake(struct gw_stream *s)
 	if (r == 1) {
 		s->handshaking = false;
 		s->hs_want = 0;
+		SSL_clear_mode(s->ssl, SSL_MODE_RELEASE_BUFFERS);
 		if (s->on_event)
 			s->on_event(s, GW_STREAM_CONNECTED, s->arg);
 		if (s->dead)
@@ -381,9 +382,11 @@ struct gw_stream *gw_stream_new(struct event_base *base, evutil_socket_t fd, SSL
 	s->ssl = ssl;
 	s->fd = fd;
 	s->handshaking = true;
-	/* Buffers stay for the life of the connection (gw_stream_trim frees them when it
-	 * idles): releasing them after every record cost ~40 allocations per request. */
-	SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	/* During the handshake OpenSSL releases its record buffers as soon as they are empty
+	 * (so a handshake flood or a connection that never sends a request holds none); once
+	 * established they stay (releasing them after every record cost ~40 allocations per
+	 * request), until gw_stream_trim finds the connection idle. */
+	SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
 	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* One read() per batch of records instead of two per record. */
 	SSL_set_read_ahead(ssl, 1);

@@ -222,23 +222,26 @@ static void upq_take_all(struct gw_worker *w, struct gw_req_list *out)
 }
 
 /* Drops every idle connection, session and queue of the worker (generation change, exit). */
-/* Pooled connections idle for a second give back their buffers (gw_conn_trim_idle). */
-void gw_worker_pools_trim(struct gw_worker *w)
+/* Pooled connections idle for a while give back their buffers (gw_conn_trim_idle). */
+unsigned gw_worker_pools_trim(struct gw_worker *w)
 {
+	unsigned n = 0;
 	if (!w->pools)
-		return;
+		return 0;
 	uint64_t now = gw_now_us();
 	for (size_t i = 0; i < w->pools_gen->n_servers_total; i++) {
 		struct gw_upconn *u;
 		TAILQ_FOREACH(u, &w->pools[i].idle, link)
 		{
-			if (u->trimmed || now - u->t_idle < 1000000)
+			if (u->trimmed || now - u->t_idle < GW_IDLE_TRIM_US)
 				continue;
 			gw_stream_trim(u->st);
 			gw_parser_trim(&u->ps);
 			u->trimmed = true;
+			n++;
 		}
 	}
+	return n;
 }
 
 void gw_worker_pools_free(struct gw_worker *w)

@@ -138,8 +138,8 @@ static int worker_init(struct gw_main *m, struct gw_worker *w, unsigned id)
 	w->ev_gen = event_new(w->base, -1, 0, gen_cb, w);
 	w->ev_stop = event_new(w->base, -1, 0, stop_cb, w);
 	w->ev_trim = event_new(w->base, -1, EV_PERSIST, trim_cb, w);
-	struct timeval second = {1, 0};
-	if (!w->ev_trim || event_add(w->ev_trim, &second) != 0)
+	struct timeval every = {0, GW_IDLE_TRIM_US};
+	if (!w->ev_trim || event_add(w->ev_trim, &every) != 0)
 		return -1;
 	w->listeners = calloc(m->n_listen, sizeof(*w->listeners));
 	struct gw_lis_ctx *ctx = calloc(m->n_listen, sizeof(*ctx));
