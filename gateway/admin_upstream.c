@@ -46,12 +46,14 @@ static void upstream_metrics(struct gw_main *m, struct evbuffer *out)
 	static const struct {
 		const char *name, *type, *help;
 	} fam[] = {
-		{"gateway_upstream_up", "gauge", "1 when the server may get traffic (healthy, not ejected)"},
-		{"gateway_upstream_requests_total", "counter", "requests sent to the server"},
-		{"gateway_upstream_failures_total", "counter", "failed attempts (connect, TLS, 5xx, timeout)"},
-		{"gateway_upstream_ejections_total", "counter", "passive ejections"},
-		{"gateway_upstream_connections_open", "gauge", "open upstream connections"},
-		{"gateway_upstream_connections_idle", "gauge", "idle pooled upstream connections"},
+	    {"gateway_upstream_up", "gauge",
+	     "1 when the server may get traffic (healthy, not ejected)"},
+	    {"gateway_upstream_requests_total", "counter", "requests sent to the server"},
+	    {"gateway_upstream_failures_total", "counter",
+	     "failed attempts (connect, TLS, 5xx, timeout)"},
+	    {"gateway_upstream_ejections_total", "counter", "passive ejections"},
+	    {"gateway_upstream_connections_open", "gauge", "open upstream connections"},
+	    {"gateway_upstream_connections_idle", "gauge", "idle pooled upstream connections"},
 	};
 	const struct gw_gen *g = m->gen;
 	uint64_t now = gw_now_us();
@@ -66,17 +68,30 @@ static void upstream_metrics(struct gw_main *m, struct evbuffer *out)
 				struct gw_hstate *h = g->hs[g->cluster_base[c] + s];
 				unsigned long long v = 0;
 				switch (f) {
-				case 0: v = gw_hstate_usable(h, now); break;
-				case 1: v = atomic_load_explicit(&h->requests, memory_order_relaxed); break;
-				case 2: v = atomic_load_explicit(&h->failures, memory_order_relaxed); break;
-				case 3: v = atomic_load_explicit(&h->ejections, memory_order_relaxed); break;
+				case 0:
+					v = gw_hstate_usable(h, now);
+					break;
+				case 1:
+					v = atomic_load_explicit(&h->requests,
+					                         memory_order_relaxed);
+					break;
+				case 2:
+					v = atomic_load_explicit(&h->failures,
+					                         memory_order_relaxed);
+					break;
+				case 3:
+					v = atomic_load_explicit(&h->ejections,
+					                         memory_order_relaxed);
+					break;
 				case 4: {
-					int n = atomic_load_explicit(&h->conns_open, memory_order_relaxed);
+					int n = atomic_load_explicit(&h->conns_open,
+					                             memory_order_relaxed);
 					v = n > 0 ? (unsigned long long)n : 0;
 					break;
 				}
 				default: {
-					int n = atomic_load_explicit(&h->conns_idle, memory_order_relaxed);
+					int n = atomic_load_explicit(&h->conns_idle,
+					                             memory_order_relaxed);
 					v = n > 0 ? (unsigned long long)n : 0;
 					break;
 				}
@@ -100,7 +115,8 @@ static void upstreams_cb(struct evhttp_request *req, void *arg)
 	}
 	evbuffer_add(b, json, strlen(json));
 	free(json);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "application/json");
 	evhttp_send_reply(req, 200, "OK", b);
 	evbuffer_free(b);
 }

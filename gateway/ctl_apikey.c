@@ -18,7 +18,8 @@
 static int usage(void)
 {
 	fprintf(stderr, "usage: gatewayctl apikey hash-key --out FILE\n"
-	                "       gatewayctl apikey new --hash-key FILE --subject S [--scopes a,b] --file KEYS\n");
+	                "       gatewayctl apikey new --hash-key FILE --subject S [--scopes a,b] "
+	                "--file KEYS\n");
 	return 2;
 }
 
@@ -72,7 +73,8 @@ static int cmd_new(const char *hash_key_file, const char *subject, const char *s
 	if (rc != 0)
 		return 1;
 	FILE *f = fopen(keys_file, "a");
-	if (!f || fprintf(f, "%s %s%s%s\n", hash, subject, scopes ? " " : "", scopes ? scopes : "") < 0 ||
+	if (!f ||
+	    fprintf(f, "%s %s%s%s\n", hash, subject, scopes ? " " : "", scopes ? scopes : "") < 0 ||
 	    fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0) {
 		perror(keys_file);
 		sodium_memzero(key, sizeof(key));

@@ -16,16 +16,17 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage:\n"
-	        "  gatewayctl check -c FILE            validate a configuration (as gatewayd -t)\n"
-	        "  gatewayctl inspect CERT.pem         print the identity the gateway derives\n"
-	        "  gatewayctl decide -c FILE --cert CERT.pem --method M --path P\n"
-	        "                                      normalise P and decide it for that "
-	        "certificate\n"
-	        "  gatewayctl audit keygen|verify|query ...   the audit log (gatewayctl audit help)\n"
-	        "  gatewayctl pki init|issue|revoke|crl|list|inspect ...   a private CA (pki help)\n"
-	        "  gatewayctl policy check|explain|diff|grants ...   the policy (policy help)\n");
+	fprintf(
+	    f,
+	    "usage:\n"
+	    "  gatewayctl check -c FILE            validate a configuration (as gatewayd -t)\n"
+	    "  gatewayctl inspect CERT.pem         print the identity the gateway derives\n"
+	    "  gatewayctl decide -c FILE --cert CERT.pem --method M --path P\n"
+	    "                                      normalise P and decide it for that "
+	    "certificate\n"
+	    "  gatewayctl audit keygen|verify|query ...   the audit log (gatewayctl audit help)\n"
+	    "  gatewayctl pki init|issue|revoke|crl|list|inspect ...   a private CA (pki help)\n"
+	    "  gatewayctl policy check|explain|diff|grants ...   the policy (policy help)\n");
 }
 
 static int cmd_check(const char *path)
@@ -148,8 +149,8 @@ out:
 	return rc;
 }
 
-int ctl_audit_main(int argc, char **argv); /* ctl_audit.c: `gatewayctl audit ...` */
-int ctl_pki_main(int argc, char **argv);   /* ctl_pki.c: `gatewayctl pki ...` */
+int ctl_audit_main(int argc, char **argv);  /* ctl_audit.c: `gatewayctl audit ...` */
+int ctl_pki_main(int argc, char **argv);    /* ctl_pki.c: `gatewayctl pki ...` */
 int ctl_apikey_main(int argc, char **argv); /* ctl_apikey.c: `gatewayctl apikey ...` */
 int ctl_policy_main(int argc, char **argv); /* ctl_policy.c: `gatewayctl policy ...` */
 

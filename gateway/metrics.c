@@ -42,7 +42,7 @@ struct gw_metrics {
 	struct met_series series[MET_SERIES];
 	struct met_reason reasons[MET_REASONS];       /* failed handshakes */
 	struct met_reason token_reasons[MET_REASONS]; /* refused tokens and API keys */
-	atomic_uint_fast64_t hist[MET_BUCKETS + 1]; /* per bucket, not cumulative; last: +Inf */
+	atomic_uint_fast64_t hist[MET_BUCKETS + 1];   /* per bucket, not cumulative; last: +Inf */
 	atomic_uint_fast64_t dur_sum_us;
 	atomic_uint_fast64_t overflow; /* requests whose series did not fit in the table */
 };
@@ -332,7 +332,8 @@ static void render_process(struct gw_main *m, struct evbuffer *out)
 	for (size_t i = 0; i < cfg->n_files; i++) {
 		time_t na;
 		char subj[256], err[256];
-		if (pki_cert_file_not_after(cfg->files[i], &na, subj, sizeof(subj), err, sizeof(err)) != 0)
+		if (pki_cert_file_not_after(cfg->files[i], &na, subj, sizeof(subj), err,
+		                            sizeof(err)) != 0)
 			continue; /* keys, CRLs, policy files */
 		PUT(out, "gateway_cert_file_expiry_seconds{file=\"");
 		gw_metrics_label(out, cfg->files[i]);
@@ -340,8 +341,9 @@ static void render_process(struct gw_main *m, struct evbuffer *out)
 	}
 	/* CRL freshness: negative once nextUpdate has passed (stale, in its grace period or
 	 * about to be refused by the next reload, depending on crl_next_update). */
-	put_head(out, "gateway_crl_next_update_seconds", "gauge",
-	         "Seconds until the earliest nextUpdate of a configured CRL file (negative: stale).");
+	put_head(
+	    out, "gateway_crl_next_update_seconds", "gauge",
+	    "Seconds until the earliest nextUpdate of a configured CRL file (negative: stale).");
 	for (size_t i = 0; i < cfg->n_files; i++) {
 		time_t nu;
 		char err[256];
@@ -356,8 +358,8 @@ static void render_process(struct gw_main *m, struct evbuffer *out)
 void gw_metrics_render(struct gw_main *m, struct evbuffer *out)
 {
 	render_requests(m, out);
-	render_reasons(m, out, "gateway_handshake_failures_total", "Failed TLS handshakes by reason.",
-	               false);
+	render_reasons(m, out, "gateway_handshake_failures_total",
+	               "Failed TLS handshakes by reason.", false);
 	render_reasons(m, out, "gateway_token_failures_total",
 	               "Refused bearer tokens and API keys by reason.", true);
 	render_latency(m, out);
