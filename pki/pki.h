@@ -37,8 +37,11 @@ struct pki_server_opts {
 	bool require_client_cert;       /* default true; false is for tests of plain TLS only */
 	const char *ciphers_tls12;      /* OpenSSL cipher list, NULL = secure default */
 	const char *suites_tls13;       /* TLS 1.3 suites, NULL = OpenSSL default */
-	bool session_tickets;           /* stateless tickets with our own rotating key */
-	unsigned ticket_lifetime;       /* seconds; 0 = 7200 */
+	/* Resumption, one ticket per handshake, renewed on each TLS 1.3 resumption. true:
+	 * stateless tickets with our own rotating key; false: stateful, the ticket (TLS 1.2: the
+	 * session ID) names a session in the server's cache. */
+	bool session_tickets;
+	unsigned ticket_lifetime;       /* seconds, never past the client cert's notAfter; 0 = 7200 */
 	const char *alpn;               /* protocol we select, NULL = "http/1.1" */
 	/* Added with the operations work: seconds past a CRL's nextUpdate during which it is
 	 * still used for revocation checks (0 = an expired CRL fails every chain it covers). */
@@ -112,7 +115,8 @@ void pki_server_trust_digest(const struct pki_server *srv, unsigned char out[32]
 /* Seconds until the server certificate's notAfter (negative when expired). */
 long pki_server_cert_expiry(const struct pki_server *srv, time_t now);
 
-/* Rotates the session ticket encryption key; the previous key still decrypts. */
+/* Rotates the session ticket encryption key; the previous key still decrypts. A no-op
+ * returning 0 for stateful sessions (session_tickets false). */
 int pki_server_rotate_tickets(struct pki_server *srv);
 
 /* ---- client side (upstreams) ---- */

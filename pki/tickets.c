@@ -1,7 +1,8 @@
 /*
- * Stateless session tickets with our own keys: a current key that encrypts new tickets
- * and the previous one that still decrypts (so a rotation does not force every client
- * into a full handshake at once). A ticket thus lives at most two rotation periods.
+ * Stateless session tickets (session_tickets = true) with our own keys: a current key that
+ * encrypts new tickets and the previous one that still decrypts (so a rotation does not
+ * force every client into a full handshake at once). A ticket thus lives at most two
+ * rotation periods; a resumption renews it under the current key.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -70,8 +71,11 @@ static int mac_init(EVP_MAC_CTX *hctx, unsigned char *key)
 
 /*
  * OpenSSL's ticket key callback. Returns -1 on error, 0 when the ticket is unknown (full
- * handshake), 1 on success and 2 to ask OpenSSL to issue a fresh ticket under the
- * current key because this one was made with the previous key.
+ * handshake), 1 on success and 2 ("renew") on success when OpenSSL must issue a fresh
+ * ticket under the current key: for a ticket made with the previous key, and for every
+ * TLS 1.3 ticket. With 1, OpenSSL 3.0 sends no NewSessionTicket after a TLS 1.3
+ * resumption, so a client (which uses a TLS 1.3 ticket once) would alternate between
+ * resumed and full handshakes. TLS 1.2 tickets are reused as they are.
  */
 static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
                      EVP_MAC_CTX *hctx, int enc)
@@ -101,7 +105,7 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CI
 		if (mac_init(hctx, k.hmac) < 0 ||
 		    EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) != 1)
 			goto done;
-		ret = found;
+		ret = (found == 2 || SSL_version(ssl) >= TLS1_3_VERSION) ? 2 : 1;
 	}
 done:
 	OPENSSL_cleanse(&k, sizeof(k));

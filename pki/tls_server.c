@@ -172,6 +172,56 @@ fail:
 	return -1;
 }
 
+/*
+ * A session never outlives the client certificate it was verified with: its timeout is cut
+ * at the leaf's notAfter. OpenSSL checks the timeout on every resumption (cache and
+ * tickets alike) and falls back to a full handshake, which then refuses the expired
+ * certificate. Without this, a TLS 1.3 client could chain resumptions past notAfter: each
+ * resumption starts a new session with a fresh time and timeout.
+ */
+static void session_cap_to_cert(SSL_SESSION *sess)
+{
+	X509 *peer = sess ? SSL_SESSION_get0_peer(sess) : NULL;
+	struct tm tm;
+
+	if (!peer || ASN1_TIME_to_tm(X509_get0_notAfter(peer), &tm) != 1)
+		return;
+	long start = SSL_SESSION_get_time(sess);
+	long until = (long)timegm(&tm);
+	long left = until > start ? until - start : 0;
+	if (left < SSL_SESSION_get_timeout(sess))
+		SSL_SESSION_set_timeout(sess, left);
+}
+
+/*
+ * Every new ticket, stateful or stateless, TLS 1.3 or 1.2: OpenSSL calls this once the
+ * session it carries has its final time and timeout (in TLS 1.3 a resumption makes a new
+ * session with a fresh time), before the ticket and its lifetime hint are written.
+ */
+static int ticket_gen_cb(SSL *ssl, void *arg)
+{
+	session_cap_to_cert(SSL_get_session(ssl));
+	return 1;
+}
+
+/* A session going into the cache: covers TLS 1.2 session IDs, which get no ticket. */
+static int session_new_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	session_cap_to_cert(sess);
+	return 0; /* no reference kept */
+}
+
+/*
+ * Resumption. Every handshake (full or resumed) gives the client one ticket, and a
+ * resumption under TLS 1.3 gives a fresh one, so a client that reconnects keeps resuming:
+ * - stateful (default, session_tickets false): SSL_OP_NO_TICKET, which under TLS 1.3 means
+ *   a ticket that only names a session in this context's cache (TLS 1.2: a session ID).
+ *   No session is serialised or parsed; the cache keeps the peer certificate and chain.
+ * - stateless (session_tickets true): the session, client certificate included, encrypted
+ *   under our rotating key (tickets.c); TLS 1.2 clients without tickets still get IDs.
+ * The cache is per SSL_CTX, i.e. per listener and configuration generation: a reload
+ * (new CRLs) starts empty and with new ticket keys, so nothing resumes across it.
+ */
 static int setup_sessions(struct pki_server *srv, const struct pki_server_opts *opts, char *err,
                           size_t errlen)
 {
@@ -179,13 +229,17 @@ static int setup_sessions(struct pki_server *srv, const struct pki_server_opts *
 	SSL_CTX_sess_set_cache_size(srv->ctx, PKI_SESS_CACHE_SIZE);
 	SSL_CTX_set_timeout(srv->ctx, opts->ticket_lifetime ? opts->ticket_lifetime
 	                                                    : PKI_DEFAULT_TICKET_LIFE);
+	SSL_CTX_sess_set_new_cb(srv->ctx, session_new_cb);
+	if (SSL_CTX_set_session_ticket_cb(srv->ctx, ticket_gen_cb, NULL, NULL) != 1) {
+		pki_err(err, errlen, "session tickets: cannot install callback");
+		return -1;
+	}
+	/* One ticket: OpenSSL's default of two costs a second ticket per handshake. */
+	SSL_CTX_set_num_tickets(srv->ctx, 1);
 	if (!opts->session_tickets) {
 		SSL_CTX_set_options(srv->ctx, SSL_OP_NO_TICKET);
-		SSL_CTX_set_num_tickets(srv->ctx, 0);
 		return 0;
 	}
-	/* One ticket: OpenSSL's default of two costs a second encryption per handshake. */
-	SSL_CTX_set_num_tickets(srv->ctx, 1);
 	return pki_tickets_install(srv->ctx, &srv->tickets, err, errlen);
 }
 
@@ -258,7 +312,7 @@ int pki_server_rotate_tickets(struct pki_server *srv)
 {
 	if (!srv)
 		return -1;
-	/* Tickets off: nothing to rotate, and nothing wrong either. */
+	/* Stateful sessions: no key to rotate, and nothing wrong either. */
 	if (!srv->tickets)
 		return 0;
 	return pki_tickets_rotate(srv->tickets);

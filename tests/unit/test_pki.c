@@ -258,6 +258,7 @@ enum ck {
 	CK_BADEKU,
 	CK_BADKU,
 	CK_CHAIN,
+	CK_SOON, /* valid, expires in 10 minutes */
 	CK_MAX
 };
 
@@ -288,6 +289,7 @@ static const struct leaf_def {
                   'c',
                   {"badku", 18, false, "critical,keyEncipherment", "clientAuth", NULL, 0, 0}},
     [CK_CHAIN] = {"chain", 'i', {"chain", 19, false, NULL, "clientAuth", NULL, 0, 0}},
+    [CK_SOON] = {"soon", 'c', {"soon", 20, false, NULL, "clientAuth", NULL, 0, 600}},
 };
 
 static struct {
@@ -884,7 +886,9 @@ static SSL_SESSION *first_session(SSL_CTX *cctx, struct pki_server *srv)
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT_FALSE(SSL_session_reused(s));
 	SSL_SESSION *sess = SSL_get1_session(c);
-	/* Without close_notify SSL_free marks the session unresumable, as it should. */
+	/* Without close_notify SSL_free marks the session unresumable, as it should (and on
+	 * the server drops it from the session cache). */
+	SSL_shutdown(s);
 	SSL_shutdown(c);
 	SSL_free(c);
 	SSL_free(s);
@@ -903,7 +907,10 @@ static bool resumes(SSL_CTX *cctx, struct pki_server *srv, SSL_SESSION *sess)
 		CU_ASSERT_EQUAL(pki_ssl_reason(s), PKI_OK);
 		CU_ASSERT_EQUAL(X509_cmp(SSL_get0_peer_certificate(s), fx.leaf[CK_VALID]), 0);
 	}
-	SSL_shutdown(c); /* else SSL_free marks sess unresumable */
+	/* else SSL_free marks sess unresumable (the server's copy too) */
+	SSL_shutdown(s);
+	SSL_shutdown(c);
+	ERR_clear_error();
 	SSL_free(c);
 	SSL_free(s);
 	return reused;
@@ -913,12 +920,14 @@ static void test_tickets(void)
 {
 	struct pki_server *srv = srv_new("ca.crt", CRLS_ALL, true);
 	struct pki_server *same_trust = srv_new("ca.crt", CRLS_ALL, true);
-	struct pki_server *no_tickets = srv_new("ca.crt", CRLS_ALL, false);
+	struct pki_server *stateful = srv_new("ca.crt", CRLS_ALL, false);
+	struct pki_server *stateful2 = srv_new("ca.crt", CRLS_ALL, false);
 	SSL_CTX *cctx = cli_ctx(CK_VALID, 0);
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(same_trust);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(no_tickets);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(stateful);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(stateful2);
 	SSL_SESSION *sess = first_session(cctx, srv);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(sess);
 	CU_ASSERT_TRUE(SSL_SESSION_is_resumable(sess));
@@ -931,14 +940,224 @@ static void test_tickets(void)
 	CU_ASSERT_FALSE(resumes(cctx, srv, sess)); /* two rotations: gone */
 	SSL_SESSION_free(sess);
 
-	sess = first_session(cctx, no_tickets);
-	CU_ASSERT_FALSE(sess && SSL_SESSION_is_resumable(sess));
-	CU_ASSERT_EQUAL(pki_server_rotate_tickets(no_tickets), 0);
+	/* session_tickets false: still one (stateful) ticket, resumed from the server cache. */
+	sess = first_session(cctx, stateful);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sess);
+	CU_ASSERT_TRUE(SSL_SESSION_is_resumable(sess));
+	CU_ASSERT_TRUE(resumes(cctx, stateful, sess));
+	/* The cache belongs to the context (listener and generation): not another one's. */
+	CU_ASSERT_FALSE(resumes(cctx, stateful2, sess));
+	CU_ASSERT_EQUAL(pki_server_rotate_tickets(stateful), 0); /* no keys: a no-op */
+	CU_ASSERT_TRUE(resumes(cctx, stateful, sess));
 	SSL_SESSION_free(sess);
 	SSL_CTX_free(cctx);
 	pki_server_free(srv);
 	pki_server_free(same_trust);
-	pki_server_free(no_tickets);
+	pki_server_free(stateful);
+	pki_server_free(stateful2);
+}
+
+/* ---- resumption chains, identity, lifetime ---- */
+
+struct conn_result {
+	bool ok, reused, identity;
+	enum pki_reason reason;   /* pki_ssl_reason of the server side */
+	enum pki_reason reverify; /* pki_server_reverify against the same server */
+	long timeout;             /* of the server's session */
+};
+
+/*
+ * One connection as kind offering sess (NULL: none). Both sides close with close_notify:
+ * OpenSSL drops the session of an SSL freed without it from the server's cache. Returns
+ * the client's session once the server's ticket is read: the one to offer next.
+ */
+static SSL_SESSION *conn_once(SSL_CTX *cctx, struct pki_server *srv, SSL_SESSION *sess,
+                              enum ck kind, struct conn_result *r)
+{
+	SSL *c = SSL_new(cctx);
+	SSL *s = SSL_new(pki_server_get0_ctx(srv));
+	SSL_SESSION *next = NULL;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	memset(r, 0, sizeof(*r));
+	if (sess)
+		SSL_set_session(c, sess);
+	r->ok = tp_handshake(c, s, NULL) == 0;
+	ERR_clear_error();
+	r->reason = pki_ssl_reason(s);
+	if (r->ok) {
+		X509 *peer = SSL_get0_peer_certificate(s);
+		r->reused = SSL_session_reused(s);
+		r->identity = peer && fx.leaf[kind] && X509_cmp(peer, fx.leaf[kind]) == 0;
+		r->reverify = pki_server_reverify(srv, s);
+		r->timeout = SSL_SESSION_get_timeout(SSL_get_session(s));
+		next = SSL_get1_session(c);
+		SSL_shutdown(s);
+		SSL_shutdown(c);
+	}
+	ERR_clear_error();
+	SSL_free(c);
+	SSL_free(s);
+	return next;
+}
+
+/* Whether two sessions carry different tickets (TLS 1.3: a new ticket was issued). */
+static bool new_ticket(const SSL_SESSION *a, const SSL_SESSION *b)
+{
+	const unsigned char *ta = NULL, *tb = NULL;
+	size_t la = 0, lb = 0;
+	SSL_SESSION_get0_ticket(a, &ta, &la);
+	SSL_SESSION_get0_ticket(b, &tb, &lb);
+	return la > 0 && lb > 0 && (la != lb || memcmp(ta, tb, la) != 0);
+}
+
+/*
+ * Two clients take turns reconnecting, each offering the session its last connection gave
+ * it: every reconnection resumes (not every other one), carries the client's own verified
+ * certificate, and in TLS 1.3 brings a fresh ticket. Stateful and stateless alike.
+ */
+static void chain_case(bool stateless, int ver)
+{
+	struct pki_server *srv = srv_new("ca.crt", CRLS_ALL, stateless);
+	struct pki_server *now = srv_new("ca.crt", CRLS_REVOKE_VALID, stateless);
+	const enum ck kinds[2] = {CK_VALID, CK_CHAIN};
+	SSL_CTX *cctx[2] = {cli_ctx(CK_VALID, ver), cli_ctx(CK_CHAIN, ver)};
+	SSL_SESSION *sess[2] = {NULL, NULL};
+	struct conn_result r;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(now);
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < 2; i++) {
+			SSL *probe = NULL;
+			SSL_SESSION *next = conn_once(cctx[i], srv, sess[i], kinds[i], &r);
+			if (r.reused != (round > 0))
+				fprintf(stderr, "\n  %s TLS %x client %d round %d: %s\n",
+				        stateless ? "stateless" : "stateful", ver, i, round,
+				        r.reused ? "resumed" : "full handshake");
+			CU_ASSERT_TRUE(r.ok);
+			CU_ASSERT_EQUAL(r.reused, round > 0);
+			CU_ASSERT_TRUE(r.identity);
+			CU_ASSERT_EQUAL(r.reason, PKI_OK);
+			CU_ASSERT_EQUAL(r.timeout, 7200);
+			/* The stateful cache keeps the peer's chain, so this re-verifies. */
+			if (!stateless || round == 0)
+				CU_ASSERT_EQUAL(r.reverify, PKI_OK);
+			CU_ASSERT_PTR_NOT_NULL_FATAL(next);
+			CU_ASSERT_TRUE(SSL_SESSION_is_resumable(next));
+			if (ver == TLS1_3_VERSION && sess[i])
+				CU_ASSERT_TRUE(new_ticket(sess[i], next));
+			/* TLS 1.2 resumes the session it has; TLS 1.3 uses each ticket once. */
+			if (ver == TLS1_3_VERSION || !sess[i]) {
+				SSL_SESSION_free(sess[i]);
+				sess[i] = next;
+			} else {
+				SSL_SESSION_free(next);
+			}
+			/* A resumed connection re-checked after a CRL update is cut off. */
+			if (i == 0 && round > 0) {
+				SSL *c = SSL_new(cctx[0]);
+				probe = SSL_new(pki_server_get0_ctx(srv));
+				SSL_set_session(c, sess[0]);
+				CU_ASSERT_EQUAL(tp_handshake(c, probe, NULL), 0);
+				CU_ASSERT_TRUE(SSL_session_reused(probe));
+				CU_ASSERT_EQUAL(pki_server_reverify(now, probe), PKI_REVOKED);
+				SSL_shutdown(probe);
+				SSL_shutdown(c);
+				SSL_free(c);
+				SSL_free(probe);
+				ERR_clear_error();
+			}
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		SSL_SESSION_free(sess[i]);
+		SSL_CTX_free(cctx[i]);
+	}
+	pki_server_free(srv);
+	pki_server_free(now);
+}
+
+static void test_resumption_chain(void)
+{
+	chain_case(false, TLS1_3_VERSION);
+	chain_case(true, TLS1_3_VERSION);
+	chain_case(false, TLS1_2_VERSION);
+	chain_case(true, TLS1_2_VERSION);
+}
+
+/*
+ * A session never outlives the client certificate: its timeout (and the TLS 1.3 ticket
+ * lifetime hint) stops at notAfter, also on the sessions that resumptions make, and past
+ * notAfter a resumption attempt is a full handshake that refuses the expired certificate.
+ */
+static void test_resumption_cert_expiry(void)
+{
+	struct {
+		bool stateless;
+		int ver;
+	} cases[] = {{false, TLS1_3_VERSION},
+	             {true, TLS1_3_VERSION},
+	             {false, TLS1_2_VERSION},
+	             {true, TLS1_2_VERSION}};
+	enum { N = sizeof(cases) / sizeof(cases[0]) };
+	struct tp_spec brief = {"brief", 21, false, NULL, "clientAuth", NULL, 0, 2};
+	struct pki_server *srv[N];
+	SSL_CTX *soon[N], *bctx[N];
+	SSL_SESSION *bsess[N];
+	X509 *bx = NULL;
+	EVP_PKEY *bkey = NULL;
+	struct conn_result r;
+
+	CU_ASSERT_EQUAL_FATAL(tp_mint(&brief, fx.ca, fx.ca_key, &bx, &bkey), 0);
+	for (int i = 0; i < N; i++) {
+		srv[i] = srv_new("ca.crt", CRLS_ALL, cases[i].stateless);
+		soon[i] = cli_ctx(CK_SOON, cases[i].ver);
+		bctx[i] = cli_ctx(CK_NONE, cases[i].ver);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(srv[i]);
+		SSL_CTX_use_certificate(bctx[i], bx);
+		SSL_CTX_use_PrivateKey(bctx[i], bkey);
+
+		SSL_SESSION *sess = conn_once(soon[i], srv[i], NULL, CK_SOON, &r);
+		CU_ASSERT_TRUE(r.ok);
+		CU_ASSERT_TRUE(r.timeout > 500 && r.timeout <= 600);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(sess);
+		if (cases[i].ver == TLS1_3_VERSION)
+			CU_ASSERT_TRUE(SSL_SESSION_get_ticket_lifetime_hint(sess) <= 600);
+		SSL_SESSION *next = conn_once(soon[i], srv[i], sess, CK_SOON, &r);
+		CU_ASSERT_TRUE(r.ok && r.reused && r.identity);
+		CU_ASSERT_TRUE(r.timeout > 500 && r.timeout <= 600);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(next);
+		if (cases[i].ver == TLS1_3_VERSION)
+			CU_ASSERT_TRUE(SSL_SESSION_get_ticket_lifetime_hint(next) <= 600);
+		SSL_SESSION_free(sess);
+		SSL_SESSION_free(next);
+
+		/* A certificate with two seconds left: resumable now, not after it expired. */
+		bsess[i] = conn_once(bctx[i], srv[i], NULL, CK_NONE, &r);
+		CU_ASSERT_TRUE(r.ok);
+		CU_ASSERT_TRUE(r.timeout <= 2);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(bsess[i]);
+	}
+	sleep(3);
+	for (int i = 0; i < N; i++) {
+		SSL_SESSION *next = conn_once(bctx[i], srv[i], bsess[i], CK_NONE, &r);
+		if (r.ok)
+			fprintf(stderr, "\n  %s TLS %x: expired certificate %s\n",
+			        cases[i].stateless ? "stateless" : "stateful", cases[i].ver,
+			        r.reused ? "resumed" : "accepted");
+		CU_ASSERT_FALSE(r.ok);
+		CU_ASSERT_FALSE(r.reused);
+		CU_ASSERT_EQUAL(r.reason, PKI_EXPIRED);
+		SSL_SESSION_free(next);
+		SSL_SESSION_free(bsess[i]);
+		SSL_CTX_free(soon[i]);
+		SSL_CTX_free(bctx[i]);
+		pki_server_free(srv[i]);
+	}
+	X509_free(bx);
+	EVP_PKEY_free(bkey);
 }
 
 /* SSLs outlive their pki_server: ticket keys and ALPN data live in the SSL_CTX. */
@@ -966,4 +1185,6 @@ CU_SUITE(pki, suite_init, suite_clean, {"handshake_tls13", test_handshake_tls13}
          {"check_client_leaf", test_check_client_leaf}, {"reason_str", test_reason_str},
          {"alpn", test_alpn}, {"upstream_names", test_upstream_names},
          {"upstream_mtls", test_upstream_mtls}, {"tickets", test_tickets},
+         {"resumption_chain", test_resumption_chain},
+         {"resumption_cert_expiry", test_resumption_cert_expiry},
          {"ssl_outlives_server", test_ssl_outlives_server})
