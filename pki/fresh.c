@@ -115,6 +115,20 @@ static void grace_index_init(void)
 	grace_idx = X509_STORE_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
+static pthread_once_t mark_once = PTHREAD_ONCE_INIT;
+static int mark_idx = -1;
+
+static void mark_index_init(void)
+{
+	mark_idx = X509_STORE_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+int pki_crl_grace_mark_index(void)
+{
+	pthread_once(&mark_once, mark_index_init);
+	return mark_idx;
+}
+
 bool pki_crl_grace_ok(X509_STORE_CTX *xctx)
 {
 	X509_STORE *store = X509_STORE_CTX_get0_store(xctx);
@@ -137,6 +151,14 @@ bool pki_crl_grace_ok(X509_STORE_CTX *xctx)
 	limit = now - (time_t)grace;
 	/* Still inside the grace period when nextUpdate is later than now - grace. */
 	if (X509_cmp_time(nu, &limit) <= 0)
+		return false;
+	/*
+	 * Marked on this verification so the verified-chain cache (vcache.c) does not keep the
+	 * accept: it must be decided again each time, as the grace runs out. No grace when the
+	 * mark cannot be set (fail closed: a cached accept past the grace would be worse).
+	 */
+	int mi = pki_crl_grace_mark_index();
+	if (mi < 0 || X509_STORE_CTX_set_ex_data(xctx, mi, (void *)1) != 1)
 		return false;
 	X509_STORE_CTX_set_error(xctx, X509_V_OK);
 	return true;

@@ -46,6 +46,9 @@ struct pki_server_opts {
 	/* Added with the operations work: seconds past a CRL's nextUpdate during which it is
 	 * still used for revocation checks (0 = an expired CRL fails every chain it covers). */
 	unsigned crl_grace;
+	/* Added with the verified-chain cache (vcache.c): true turns it off, so that every full
+	 * handshake verifies the client chain in full (tests, benchmarks). */
+	bool no_verify_cache;
 };
 
 struct pki_client_opts {
@@ -114,6 +117,13 @@ void pki_server_trust_digest(const struct pki_server *srv, unsigned char out[32]
 
 /* Seconds until the server certificate's notAfter (negative when expired). */
 long pki_server_cert_expiry(const struct pki_server *srv, time_t now);
+
+/*
+ * Verified-chain cache of the listener (see vcache.c): full handshakes that were answered
+ * from it (hits) and that verified the client chain in full (misses). Both stay 0 when the
+ * cache is off. Counted since the server was built; safe to call from any thread.
+ */
+void pki_server_vcache_stats(const struct pki_server *srv, uint64_t *hits, uint64_t *misses);
 
 /* Rotates the session ticket encryption key; the previous key still decrypts. A no-op
  * returning 0 for stateful sessions (session_tickets false). */

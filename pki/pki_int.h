@@ -42,6 +42,7 @@ struct pki_server {
 	SSL_CTX *ctx;
 	X509_STORE *store;           /* own ref; also the ctx's verify store */
 	struct pki_tickets *tickets; /* borrowed: owned by ctx ex_data, NULL when off */
+	struct pki_vcache *vcache;   /* borrowed: owned by ctx ex_data, NULL when off */
 	unsigned long vflags;        /* X509_V_FLAG_* used for client chains */
 	int depth;
 	unsigned char trust_digest[32];
@@ -91,9 +92,18 @@ int pki_tickets_rotate(struct pki_tickets *t);
 /* In a verify callback: true (and the error cleared) when the failure is an expired CRL
  * still inside the store's grace period. */
 bool pki_crl_grace_ok(X509_STORE_CTX *xctx);
+/* X509_STORE_CTX ex_data slot that pki_crl_grace_ok marks (non-NULL) when it let an expired
+ * CRL pass: the verified-chain cache never keeps such a result. -1 when OpenSSL refused. */
+int pki_crl_grace_mark_index(void);
 /* Attaches the CRL grace period to store (0 = none) and digests it into md. */
 int pki_store_set_crl_grace(X509_STORE *store, unsigned grace, EVP_MD_CTX *md, char *err,
                             size_t errlen);
+
+/* ---- vcache.c ---- */
+
+/* Installs the verified-chain cache on srv->ctx for the chains verified against srv->store
+ * (call once both are set up); srv->vcache is borrowed from the ctx. */
+int pki_vcache_install(struct pki_server *srv, char *err, size_t errlen);
 
 /* ---- CA tooling (certgen.c, ca_index.c, ca_crl.c) ---- */
 

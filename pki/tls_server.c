@@ -78,6 +78,18 @@ static int setup_alpn(SSL_CTX *ctx, const char *proto, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * SNI is accepted whatever the name (the gateway only reads it, to match it against Host).
+ * The callback is there for its side effect: without one OpenSSL 3.0 does not acknowledge
+ * the name and does not keep it in the session, and as a TLS 1.2 resumption takes the name
+ * from the session (SSL_get_servername), a resumed TLS 1.2 connection had none. TLS 1.3
+ * always reports the name sent in the current handshake.
+ */
+static int servername_cb(SSL *ssl, int *alert, void *arg)
+{
+	return SSL_TLSEXT_ERR_OK;
+}
+
 static int setup_protocol(SSL_CTX *ctx, const struct pki_server_opts *opts, char *err,
                           size_t errlen)
 {
@@ -104,6 +116,7 @@ static int setup_protocol(SSL_CTX *ctx, const struct pki_server_opts *opts, char
 		        opts->suites_tls13);
 		return -1;
 	}
+	SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
 	return setup_alpn(ctx, opts->alpn ? opts->alpn : "http/1.1", err, errlen);
 }
 
@@ -252,7 +265,7 @@ int pki_server_new(const struct pki_server_opts *opts, struct pki_server **out, 
 		pki_err(err, errlen, "server certificate and key are required");
 		return -1;
 	}
-	if (pki_reason_index() < 0) {
+	if (pki_reason_index() < 0 || pki_crl_grace_mark_index() < 0) {
 		pki_err(err, errlen, "cannot allocate OpenSSL ex_data index");
 		return -1;
 	}
@@ -269,7 +282,9 @@ int pki_server_new(const struct pki_server_opts *opts, struct pki_server **out, 
 	}
 	if (setup_protocol(srv->ctx, opts, err, errlen) < 0 ||
 	    pki_ctx_load_cert_key(srv->ctx, opts->cert_file, opts->key_file, err, errlen) < 0 ||
-	    setup_verify(srv, opts, err, errlen) < 0 || setup_sessions(srv, opts, err, errlen) < 0)
+	    setup_verify(srv, opts, err, errlen) < 0 ||
+	    setup_sessions(srv, opts, err, errlen) < 0 ||
+	    (!opts->no_verify_cache && pki_vcache_install(srv, err, errlen) < 0))
 		goto fail;
 	*out = srv;
 	return 0;

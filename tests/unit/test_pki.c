@@ -5,6 +5,7 @@
  * pki_server acting as a backend. Each refusal case asserts the recorded pki_reason.
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1160,6 +1161,397 @@ static void test_resumption_cert_expiry(void)
 	EVP_PKEY_free(bkey);
 }
 
+/* ---- verified-chain cache (vcache.c) ---- */
+
+/* A listener trusting ca.crt with these CRL files (names in the fixture directory). */
+static struct pki_server *srv_crls(const char *const *crl_names, size_t n, unsigned grace,
+                                   bool no_cache)
+{
+	const char *files[4];
+	struct pki_server_opts o = {
+	    .cert_file = P("server.crt"),
+	    .key_file = P("server.key"),
+	    .client_ca_file = P("ca.crt"),
+	    .require_client_cert = true,
+	    .crl_files = files,
+	    .n_crl_files = n,
+	    .crl_grace = grace,
+	    .no_verify_cache = no_cache,
+	};
+	struct pki_server *srv = NULL;
+	char err[512] = "";
+
+	for (size_t i = 0; i < n && i < 4; i++)
+		files[i] = P(crl_names[i]);
+	if (pki_server_new(&o, &srv, err, sizeof(err)) < 0)
+		fprintf(stderr, "pki_server_new: %s\n", err);
+	return srv;
+}
+
+/* A client context presenting x (and its key), with optional extra chain certificates. */
+static SSL_CTX *cli_with(X509 *x, EVP_PKEY *key, X509 *extra, int max_ver)
+{
+	SSL_CTX *c = cli_ctx(CK_NONE, max_ver);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	SSL_CTX_use_certificate(c, x);
+	SSL_CTX_use_PrivateKey(c, key);
+	if (extra)
+		SSL_CTX_add1_chain_cert(c, extra);
+	return c;
+}
+
+struct vc_result {
+	bool ok;
+	enum pki_reason reason;
+	long verify;   /* SSL_get_verify_result of the server */
+	bool identity; /* the server's peer certificate is want */
+	bool built;    /* a verified chain was built, i.e. X509_verify_cert ran */
+};
+
+/* One full handshake (no session offered), as the server saw it. */
+static void vc_connect(SSL_CTX *cctx, struct pki_server *srv, X509 *want, struct vc_result *r)
+{
+	int rc = -1;
+	SSL *s = connect_pair(cctx, pki_server_get0_ctx(srv), NULL, &rc);
+	X509 *peer = SSL_get0_peer_certificate(s);
+
+	r->ok = rc == 0;
+	r->reason = pki_ssl_reason(s);
+	r->verify = SSL_get_verify_result(s);
+	r->identity = peer && want && X509_cmp(peer, want) == 0;
+	r->built = SSL_get0_verified_chain(s) != NULL;
+	CU_ASSERT_FALSE(SSL_session_reused(s));
+	SSL_free(s);
+	ERR_clear_error();
+}
+
+static bool stats_are(const struct pki_server *srv, uint64_t hits, uint64_t misses,
+                      const char *what)
+{
+	uint64_t h = 99, m = 99;
+	pki_server_vcache_stats(srv, &h, &m);
+	if (h != hits || m != misses)
+		fprintf(stderr, "\n  %s: %llu hits %llu misses, want %llu %llu\n", what,
+		        (unsigned long long)h, (unsigned long long)m, (unsigned long long)hits,
+		        (unsigned long long)misses);
+	return h == hits && m == misses;
+}
+
+/*
+ * The same chain again is answered from the cache (no chain built) with the same outcome;
+ * another leaf, or the same leaf with other certificates sent along, is verified in full.
+ */
+static void vcache_hits_case(int ver)
+{
+	struct pki_server *srv = srv_new("ca.crt", CRLS_ALL, false);
+	SSL_CTX *valid = cli_ctx(CK_VALID, ver), *chain = cli_ctx(CK_CHAIN, ver);
+	SSL_CTX *padded = cli_with(fx.leaf[CK_VALID], fx.lkey[CK_VALID], fx.inter, ver);
+	struct vc_result r;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+	CU_ASSERT_TRUE(stats_are(srv, 0, 0, "new"));
+	for (int i = 0; i < 3; i++) {
+		vc_connect(valid, srv, fx.leaf[CK_VALID], &r);
+		CU_ASSERT_TRUE(r.ok && r.identity);
+		CU_ASSERT_EQUAL(r.reason, PKI_OK);
+		CU_ASSERT_EQUAL(r.verify, X509_V_OK);
+		CU_ASSERT_EQUAL(r.built, i == 0);
+		CU_ASSERT_TRUE(stats_are(srv, (uint64_t)i, 1, "valid"));
+	}
+	/* Another leaf (through an intermediate): a miss, then a hit of its own. */
+	for (int i = 0; i < 2; i++) {
+		vc_connect(chain, srv, fx.leaf[CK_CHAIN], &r);
+		CU_ASSERT_TRUE(r.ok && r.identity);
+		CU_ASSERT_EQUAL(r.verify, X509_V_OK);
+		CU_ASSERT_EQUAL(r.built, i == 0);
+	}
+	CU_ASSERT_TRUE(stats_are(srv, 3, 2, "chain"));
+	/* The valid leaf with an extra certificate sent along is another input. */
+	vc_connect(padded, srv, fx.leaf[CK_VALID], &r);
+	CU_ASSERT_TRUE(r.ok && r.identity && r.built);
+	CU_ASSERT_TRUE(stats_are(srv, 3, 3, "padded"));
+	vc_connect(valid, srv, fx.leaf[CK_VALID], &r);
+	CU_ASSERT_TRUE(r.ok && r.identity && !r.built);
+	CU_ASSERT_TRUE(stats_are(srv, 4, 3, "valid again"));
+	SSL_CTX_free(valid);
+	SSL_CTX_free(chain);
+	SSL_CTX_free(padded);
+	pki_server_free(srv);
+}
+
+static void test_vcache_hits(void)
+{
+	vcache_hits_case(TLS1_3_VERSION);
+	vcache_hits_case(TLS1_2_VERSION);
+}
+
+/* no_verify_cache: every full handshake verifies, nothing is counted. */
+static void test_vcache_off(void)
+{
+	const char *crls[] = {"ca.crl", "inter.crl"};
+	struct pki_server *srv = srv_crls(crls, 2, 0, true);
+	SSL_CTX *valid = cli_ctx(CK_VALID, 0);
+	struct vc_result r;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+	for (int i = 0; i < 2; i++) {
+		vc_connect(valid, srv, fx.leaf[CK_VALID], &r);
+		CU_ASSERT_TRUE(r.ok && r.identity && r.built);
+	}
+	CU_ASSERT_TRUE(stats_are(srv, 0, 0, "off"));
+	SSL_CTX_free(valid);
+	pki_server_free(srv);
+}
+
+/* A refused chain is verified (and its reason recorded) on every attempt. */
+static void test_vcache_refusals(void)
+{
+	static const struct {
+		enum ck kind;
+		enum pki_reason want;
+	} cases[] = {
+	    {CK_REVOKED, PKI_REVOKED},   {CK_UNTRUSTED, PKI_UNKNOWN_CA}, {CK_EXPIRED, PKI_EXPIRED},
+	    {CK_LEAFCA, PKI_LEAF_IS_CA}, {CK_BADEKU, PKI_BAD_EKU},
+	};
+	struct pki_server *srv = srv_new("ca.crt", CRLS_ALL, false);
+	uint64_t misses = 0;
+	struct vc_result r;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		SSL_CTX *cctx = cli_ctx(cases[i].kind, 0);
+		for (int n = 0; n < 3; n++) {
+			vc_connect(cctx, srv, NULL, &r);
+			if (r.ok || r.reason != cases[i].want)
+				fprintf(stderr, "\n  refusal %zu attempt %d: %s\n", i, n,
+				        r.ok ? "accepted" : pki_reason_str(r.reason));
+			CU_ASSERT_FALSE(r.ok);
+			CU_ASSERT_EQUAL(r.reason, cases[i].want);
+			CU_ASSERT_TRUE(stats_are(srv, 0, ++misses, "refusal"));
+		}
+		SSL_CTX_free(cctx);
+	}
+	pki_server_free(srv);
+}
+
+/*
+ * An entry ends with the certificate it was made for, and with the CRLs it was checked
+ * against: a leaf with three seconds left, and a CRL whose nextUpdate is three seconds
+ * away, are accepted from the cache until then and refused once past it.
+ */
+static void test_vcache_expiry(void)
+{
+	struct tp_spec brief = {"vc-brief", 22, false, NULL, "clientAuth", NULL, 0, 3};
+	const long revoked[] = {14};
+	X509_CRL *crl = tp_crl(fx.ca, fx.ca_key, revoked, 1, 3);
+	const char *short_crl[] = {"vc-short.crl"};
+	const char *crls[] = {"ca.crl"};
+	X509 *bx = NULL;
+	EVP_PKEY *bkey = NULL;
+	struct vc_result r;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(crl);
+	CU_ASSERT_EQUAL_FATAL(tp_write_crl(fx.dir, "vc-short.crl", crl), 0);
+	X509_CRL_free(crl);
+	CU_ASSERT_EQUAL_FATAL(tp_mint(&brief, fx.ca, fx.ca_key, &bx, &bkey), 0);
+	struct pki_server *srv = srv_crls(crls, 1, 0, false);
+	struct pki_server *srv_short = srv_crls(short_crl, 1, 0, false);
+	SSL_CTX *bctx = cli_with(bx, bkey, NULL, 0);
+	SSL_CTX *valid = cli_ctx(CK_VALID, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(srv_short);
+
+	for (int i = 0; i < 2; i++) {
+		vc_connect(bctx, srv, bx, &r);
+		CU_ASSERT_TRUE(r.ok && r.identity);
+		CU_ASSERT_EQUAL(r.built, i == 0);
+		vc_connect(valid, srv_short, fx.leaf[CK_VALID], &r);
+		CU_ASSERT_TRUE(r.ok && r.identity);
+		CU_ASSERT_EQUAL(r.built, i == 0);
+	}
+	CU_ASSERT_TRUE(stats_are(srv, 1, 1, "brief leaf"));
+	CU_ASSERT_TRUE(stats_are(srv_short, 1, 1, "short CRL"));
+	sleep(4);
+	vc_connect(bctx, srv, bx, &r);
+	CU_ASSERT_FALSE(r.ok);
+	CU_ASSERT_EQUAL(r.reason, PKI_EXPIRED);
+	CU_ASSERT_TRUE(stats_are(srv, 1, 2, "brief leaf, expired"));
+	vc_connect(valid, srv_short, fx.leaf[CK_VALID], &r);
+	CU_ASSERT_FALSE(r.ok);
+	CU_ASSERT_EQUAL(r.reason, PKI_CRL_PROBLEM);
+	CU_ASSERT_TRUE(stats_are(srv_short, 1, 2, "short CRL, expired"));
+	SSL_CTX_free(bctx);
+	SSL_CTX_free(valid);
+	pki_server_free(srv);
+	pki_server_free(srv_short);
+	X509_free(bx);
+	EVP_PKEY_free(bkey);
+}
+
+/* A reload builds a new server: a CRL that now revokes a cached leaf takes effect at once. */
+static void test_vcache_reload(void)
+{
+	struct pki_server *old = srv_new("ca.crt", CRLS_ALL, false);
+	SSL_CTX *valid = cli_ctx(CK_VALID, 0);
+	struct vc_result r;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(old);
+	for (int i = 0; i < 2; i++) {
+		vc_connect(valid, old, fx.leaf[CK_VALID], &r);
+		CU_ASSERT_TRUE(r.ok);
+	}
+	CU_ASSERT_TRUE(stats_are(old, 1, 1, "old"));
+	struct pki_server *now = srv_new("ca.crt", CRLS_REVOKE_VALID, false);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(now);
+	for (int i = 0; i < 2; i++) {
+		vc_connect(valid, now, NULL, &r);
+		CU_ASSERT_FALSE(r.ok);
+		CU_ASSERT_EQUAL(r.reason, PKI_REVOKED);
+	}
+	CU_ASSERT_TRUE(stats_are(now, 0, 2, "reloaded"));
+	/* The old generation, serving until drained, keeps its own trust and cache. */
+	vc_connect(valid, old, fx.leaf[CK_VALID], &r);
+	CU_ASSERT_TRUE(r.ok && !r.built);
+	SSL_CTX_free(valid);
+	pki_server_free(old);
+	pki_server_free(now);
+}
+
+/* An accept that needed an expired CRL's grace period is never kept. */
+static void test_vcache_crl_grace(void)
+{
+	X509_CRL *crl = tp_crl(fx.ca, fx.ca_key, NULL, 0, -30); /* expired 30 s ago */
+	const char *stale[] = {"vc-stale.crl"};
+	struct vc_result r;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(crl);
+	CU_ASSERT_EQUAL_FATAL(tp_write_crl(fx.dir, "vc-stale.crl", crl), 0);
+	X509_CRL_free(crl);
+	struct pki_server *grace = srv_crls(stale, 1, 3600, false);
+	struct pki_server *strict = srv_crls(stale, 1, 0, false);
+	SSL_CTX *valid = cli_ctx(CK_VALID, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(grace);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(strict);
+	for (int i = 0; i < 3; i++) {
+		vc_connect(valid, grace, fx.leaf[CK_VALID], &r);
+		CU_ASSERT_TRUE(r.ok && r.identity && r.built);
+		vc_connect(valid, strict, NULL, &r);
+		CU_ASSERT_FALSE(r.ok);
+		CU_ASSERT_EQUAL(r.reason, PKI_CRL_PROBLEM);
+	}
+	CU_ASSERT_TRUE(stats_are(grace, 0, 3, "grace"));
+	CU_ASSERT_TRUE(stats_are(strict, 0, 3, "strict"));
+	SSL_CTX_free(valid);
+	pki_server_free(grace);
+	pki_server_free(strict);
+}
+
+/* Worker threads share one listener's cache. */
+struct vc_thread {
+	struct pki_server *srv;
+	SSL_CTX *cctx[2];
+	int ok, failed;
+};
+
+static void *vc_thread_main(void *arg)
+{
+	struct vc_thread *t = arg;
+	for (int i = 0; i < 40; i++) {
+		SSL *c = SSL_new(t->cctx[i % 2]);
+		SSL *s = SSL_new(pki_server_get0_ctx(t->srv));
+		bool ok = c && s && tp_handshake(c, s, NULL) == 0 && pki_ssl_reason(s) == PKI_OK &&
+		          SSL_get_verify_result(s) == X509_V_OK;
+		if (ok)
+			t->ok++;
+		else
+			t->failed++;
+		ERR_clear_error();
+		SSL_free(c);
+		SSL_free(s);
+	}
+	return NULL;
+}
+
+static void test_vcache_threads(void)
+{
+	struct pki_server *srv = srv_new("ca.crt", CRLS_ALL, false);
+	SSL_CTX *cctx[2] = {cli_ctx(CK_VALID, 0), cli_ctx(CK_CHAIN, 0)};
+	struct vc_thread t[4];
+	pthread_t th[4];
+	uint64_t hits = 0, misses = 0;
+	int ok = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+	for (int i = 0; i < 4; i++) {
+		t[i] = (struct vc_thread){.srv = srv, .cctx = {cctx[0], cctx[1]}};
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, vc_thread_main, &t[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		ok += t[i].ok;
+		CU_ASSERT_EQUAL(t[i].failed, 0);
+	}
+	pki_server_vcache_stats(srv, &hits, &misses);
+	CU_ASSERT_EQUAL(ok, 160);
+	CU_ASSERT_EQUAL(hits + misses, 160);
+	/* At most one miss per client and thread (the first one of each may race). */
+	CU_ASSERT(misses >= 2 && misses <= 8);
+	SSL_CTX_free(cctx[0]);
+	SSL_CTX_free(cctx[1]);
+	pki_server_free(srv);
+}
+
+/* ---- SNI ---- */
+
+/*
+ * TLS 1.2 takes the server name of a resumed connection from the session: the name sent in
+ * the full handshake must have been kept there. TLS 1.3 reports each handshake's own.
+ */
+static void sni_case(bool stateless, int ver)
+{
+	struct pki_server *srv = srv_new("ca.crt", CRLS_ALL, stateless);
+	SSL_CTX *cctx = cli_ctx(CK_VALID, ver);
+	SSL_SESSION *sess = NULL;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+	for (int round = 0; round < 3; round++) {
+		SSL *c = SSL_new(cctx);
+		SSL *s = SSL_new(pki_server_get0_ctx(srv));
+		CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+		SSL_set_tlsext_host_name(c, "gw.example.test");
+		if (sess)
+			SSL_set_session(c, sess);
+		CU_ASSERT_EQUAL(tp_handshake(c, s, NULL), 0);
+		CU_ASSERT_EQUAL(SSL_session_reused(s), round > 0);
+		const char *name = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
+		if (!name || strcmp(name, "gw.example.test") != 0)
+			fprintf(stderr, "\n  %s TLS %x round %d: server name %s\n",
+			        stateless ? "stateless" : "stateful", ver, round,
+			        name ? name : "(none)");
+		CU_ASSERT_PTR_NOT_NULL(name);
+		CU_ASSERT(name && strcmp(name, "gw.example.test") == 0);
+		SSL_SESSION_free(sess);
+		sess = SSL_get1_session(c);
+		SSL_shutdown(s);
+		SSL_shutdown(c);
+		ERR_clear_error();
+		SSL_free(c);
+		SSL_free(s);
+	}
+	SSL_SESSION_free(sess);
+	SSL_CTX_free(cctx);
+	pki_server_free(srv);
+}
+
+static void test_sni_resumed(void)
+{
+	sni_case(false, TLS1_2_VERSION);
+	sni_case(true, TLS1_2_VERSION);
+	sni_case(false, TLS1_3_VERSION);
+	sni_case(true, TLS1_3_VERSION);
+}
+
 /* SSLs outlive their pki_server: ticket keys and ALPN data live in the SSL_CTX. */
 static void test_ssl_outlives_server(void)
 {
@@ -1186,5 +1578,8 @@ CU_SUITE(pki, suite_init, suite_clean, {"handshake_tls13", test_handshake_tls13}
          {"alpn", test_alpn}, {"upstream_names", test_upstream_names},
          {"upstream_mtls", test_upstream_mtls}, {"tickets", test_tickets},
          {"resumption_chain", test_resumption_chain},
-         {"resumption_cert_expiry", test_resumption_cert_expiry},
-         {"ssl_outlives_server", test_ssl_outlives_server})
+         {"resumption_cert_expiry", test_resumption_cert_expiry}, {"vcache_hits", test_vcache_hits},
+         {"vcache_off", test_vcache_off}, {"vcache_refusals", test_vcache_refusals},
+         {"vcache_expiry", test_vcache_expiry}, {"vcache_reload", test_vcache_reload},
+         {"vcache_crl_grace", test_vcache_crl_grace}, {"vcache_threads", test_vcache_threads},
+         {"sni_resumed", test_sni_resumed}, {"ssl_outlives_server", test_ssl_outlives_server})
