@@ -8,11 +8,15 @@
  *
  * Variants (all run by default, or one with --variant NAME):
  *   no-tickets       num_tickets 0: nothing after the handshake
- *   stateless-1      the gateway's default: one stateless ticket (our key callback)
+ *   stateless-1      session_tickets = true: one stateless ticket (our key callback)
  *   stateless-2      OpenSSL's default of two stateless tickets
- *   stateful-1       SSL_OP_NO_TICKET: one ticket naming a server-side cache entry
+ *   stateful-1       the gateway's default: one ticket naming a server-side cache entry
  *                    (what nginx/HAProxy send with a session cache and tickets off)
+ *   stateful-1+vcache  as the gateway runs it: stateful-1 with pki's verified-chain
+ *                    cache, which spares a returning client's chain its re-verification
  *   resume-stateless / resume-stateful: the client offers the previous session
+ * Every variant but +vcache runs with the verified-chain cache off, so that it shows
+ * OpenSSL's own cost.
  *
  * usage: hs_bench --pki DIR [-n N] [--passes P] [--variant NAME] [--json]
  */
@@ -33,12 +37,17 @@ struct hs_variant {
 	bool stateful;   /* SSL_OP_NO_TICKET: tickets name cache entries */
 	bool tickets;    /* pki_server_opts.session_tickets */
 	bool resume;     /* client offers the previous session */
+	bool vcache;     /* pki's verified-chain cache on (the gateway's default) */
 };
 
 static const struct hs_variant variants[] = {
-    {"no-tickets", 0, false, false, false},     {"stateless-1", 1, false, true, false},
-    {"stateless-2", 2, false, true, false},     {"stateful-1", 1, true, false, false},
-    {"resume-stateless", 1, false, true, true}, {"resume-stateful", 1, true, false, true},
+    {"no-tickets", 0, false, false, false, false},
+    {"stateless-1", 1, false, true, false, false},
+    {"stateless-2", 2, false, true, false, false},
+    {"stateful-1", 1, true, false, false, false},
+    {"stateful-1+vcache", 1, true, false, false, true},
+    {"resume-stateless", 1, false, true, true, false},
+    {"resume-stateful", 1, true, false, true, false},
 };
 
 struct hs_result {
@@ -120,7 +129,8 @@ static struct pki_server *server_new(const struct hs_pki *p, const struct hs_var
 	                            .crl_files = crls,
 	                            .n_crl_files = 1,
 	                            .require_client_cert = true,
-	                            .session_tickets = v->tickets};
+	                            .session_tickets = v->tickets,
+	                            .no_verify_cache = !v->vcache};
 	struct pki_server *srv = NULL;
 	char err[512];
 	if (pki_server_new(&o, &srv, err, sizeof(err)) != 0) {
