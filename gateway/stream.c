@@ -138,13 +138,17 @@ static void stream_fail(struct gw_stream *s, short what)
 }
 
 /* What an SSL_read/SSL_write/handshake failure means: EOF (clean or not) or an error. */
-static short stream_failure(int ssl_err)
+static short stream_failure(const struct gw_stream *s, int ssl_err)
 {
 	if (ssl_err == SSL_ERROR_ZERO_RETURN)
 		return GW_STREAM_EOF;
-	/* No alert and no OpenSSL error: the peer closed the socket. Treated as EOF, as the
-	 * HTTP framing (not close_notify) tells a complete message from a cut one. */
-	if (ssl_err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+	/* No alert and no OpenSSL error: the socket failed under us (a reset: OpenSSL 3 turns
+	 * a plain close into an error, or into ZERO_RETURN with SSL_OP_IGNORE_UNEXPECTED_EOF).
+	 * EOF only on the side that accepts an unclean end, as the HTTP framing (not
+	 * close_notify) tells a complete message from a cut one; on the strict side a reset
+	 * must not pass for the end of a close-delimited response. */
+	if (ssl_err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 &&
+	    (SSL_get_options(s->ssl) & SSL_OP_IGNORE_UNEXPECTED_EOF))
 		return GW_STREAM_EOF;
 	return GW_STREAM_ERROR;
 }
@@ -178,7 +182,7 @@ static void stream_handshake(struct gw_stream *s)
 		return;
 	}
 	/* Every handshake failure is an error to the owner, whatever the socket said. */
-	stream_fail(s, GW_STREAM_ERROR | (stream_failure(e) & GW_STREAM_EOF));
+	stream_fail(s, GW_STREAM_ERROR | (stream_failure(s, e) & GW_STREAM_EOF));
 }
 
 /*
@@ -221,7 +225,7 @@ static void stream_read(struct gw_stream *s)
 			s->read_needs_write = true;
 			break;
 		}
-		fail = stream_failure(e);
+		fail = stream_failure(s, e);
 		break;
 	}
 	if (total > 0 && s->on_read)
@@ -275,7 +279,7 @@ static void stream_flush(struct gw_stream *s)
 			s->write_needs_read = e == SSL_ERROR_WANT_READ;
 			break;
 		}
-		stream_fail(s, stream_failure(e) | GW_STREAM_ERROR);
+		stream_fail(s, stream_failure(s, e) | GW_STREAM_ERROR);
 		return;
 	}
 	if (wrote && s->on_write && evbuffer_get_length(s->out) <= s->wlowat)
