@@ -123,6 +123,7 @@ static void build_listener_tls(struct conf_ctx *c, const struct conf_raw_listene
 	    .suites_tls13 = t->ciphersuites,
 	    .session_tickets = t->session_tickets,
 	    .ticket_lifetime = t->ticket_lifetime,
+	    .session_cache_size = t->session_cache_size,
 	    .crl_grace = conf_crl_grace_mode(t) ? t->crl_grace : 0,
 	};
 	char err[512] = "";

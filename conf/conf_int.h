@@ -101,6 +101,7 @@ struct conf_raw_tls_server {
 	const char *ciphers, *ciphersuites;
 	bool session_tickets;
 	unsigned ticket_lifetime;
+	unsigned session_cache_size;
 	bool require_client_cert, insecure_no_client_cert;
 	const char *crl_next_update; /* "fail" (default) or "grace" (conf/ops.c) */
 	unsigned crl_grace;          /* seconds */

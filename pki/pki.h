@@ -42,6 +42,7 @@ struct pki_server_opts {
 	 * session ID) names a session in the server's cache. */
 	bool session_tickets;
 	unsigned ticket_lifetime;       /* seconds, never past the client cert's notAfter; 0 = 7200 */
+	unsigned session_cache_size;    /* sessions kept by the server cache; 0 = 20480 */
 	const char *alpn;               /* protocol we select, NULL = "http/1.1" */
 	/* Added with the operations work: seconds past a CRL's nextUpdate during which it is
 	 * still used for revocation checks (0 = an expired CRL fails every chain it covers). */

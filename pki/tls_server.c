@@ -239,7 +239,8 @@ static int setup_sessions(struct pki_server *srv, const struct pki_server_opts *
                           size_t errlen)
 {
 	SSL_CTX_set_session_cache_mode(srv->ctx, SSL_SESS_CACHE_SERVER);
-	SSL_CTX_sess_set_cache_size(srv->ctx, PKI_SESS_CACHE_SIZE);
+	SSL_CTX_sess_set_cache_size(srv->ctx, opts->session_cache_size ? opts->session_cache_size
+	                                                                : PKI_SESS_CACHE_SIZE);
 	SSL_CTX_set_timeout(srv->ctx, opts->ticket_lifetime ? opts->ticket_lifetime
 	                                                    : PKI_DEFAULT_TICKET_LIFE);
 	SSL_CTX_sess_set_new_cb(srv->ctx, session_new_cb);

@@ -96,6 +96,9 @@ static void check_full_listeners(const struct conf_snapshot *s)
 	                    0);
 	SSL_CTX *ctx = pki_server_get0_ctx(s->listeners[0].tls);
 	CU_ASSERT_EQUAL(SSL_CTX_get_min_proto_version(ctx), TLS1_3_VERSION);
+	CU_ASSERT_EQUAL(SSL_CTX_sess_get_cache_size(ctx), 1000);
+	CU_ASSERT_EQUAL(SSL_CTX_sess_get_cache_size(pki_server_get0_ctx(s->listeners[1].tls)),
+	                20480);
 }
 
 static void check_full_clusters(const struct conf_snapshot *s)
