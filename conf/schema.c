@@ -132,7 +132,7 @@ static const struct conf_key tls_server_keys[] = {
     K_STR(conf_raw_tls_server, ciphers, false, NULL),
     K_STR(conf_raw_tls_server, ciphersuites, false, NULL),
     K_BOOL(conf_raw_tls_server, session_tickets, false),
-    K_NUM(conf_raw_tls_server, ticket_lifetime, CONF_T_UINT, 60, 7 * 86400, 7200),
+    K_NUM(conf_raw_tls_server, ticket_lifetime, CONF_T_UINT, 60, 7 * 86400, 300),
     K_NUM(conf_raw_tls_server, session_cache_size, CONF_T_UINT, 1, 10000000, 20480),
     K_BOOL(conf_raw_tls_server, require_client_cert, true),
     K_BOOL(conf_raw_tls_server, insecure_no_client_cert, false),

@@ -41,7 +41,7 @@ struct pki_server_opts {
 	 * stateless tickets with our own rotating key; false: stateful, the ticket (TLS 1.2: the
 	 * session ID) names a session in the server's cache. */
 	bool session_tickets;
-	unsigned ticket_lifetime;       /* seconds, never past the client cert's notAfter; 0 = 7200 */
+	unsigned ticket_lifetime;       /* seconds, never past the client cert's notAfter; 0 = 300 */
 	unsigned session_cache_size;    /* sessions kept by the server cache; 0 = 20480 */
 	const char *alpn;               /* protocol we select, NULL = "http/1.1" */
 	/* Added with the operations work: seconds past a CRL's nextUpdate during which it is
