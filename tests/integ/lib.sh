@@ -103,6 +103,25 @@ finish() {
 	exit $?
 }
 
+# empty_client_crl OUT: an empty CRL of the test PKI's client CA (issued with `openssl ca`
+# from a fresh database in $T/ca), for tests that start with nothing revoked.
+empty_client_crl() {
+	mkdir -p "$T/ca"
+	: >"$T/ca/index.txt"
+	echo 01 >"$T/ca/crlnumber"
+	cat >"$T/ca/ca.cnf" <<CNF
+[ca]
+default_ca = d
+[d]
+database = $T/ca/index.txt
+crlnumber = $T/ca/crlnumber
+default_md = sha256
+default_crl_days = 30
+CNF
+	openssl ca -gencrl -batch -config "$T/ca/ca.cnf" -keyfile "$PKI/ca.key" -cert "$PKI/ca.crt" \
+		-out "$1" 2>/dev/null
+}
+
 make_pki() {
 	bash "$GW_SRC/tests/tools/mkpki.sh" "$PKI" >/dev/null || {
 		echo "mkpki failed"

@@ -11,20 +11,7 @@ make_pki
 start_backend b1
 
 # The client CA's CRL starts empty, so "revoked" is not revoked yet (as in t095).
-mkdir -p "$T/ca"
-: >"$T/ca/index.txt"
-echo 01 >"$T/ca/crlnumber"
-cat >"$T/ca.cnf" <<CNF
-[ca]
-default_ca = d
-[d]
-database = $T/ca/index.txt
-crlnumber = $T/ca/crlnumber
-default_md = sha256
-default_crl_days = 30
-CNF
-openssl ca -gencrl -batch -config "$T/ca.cnf" -keyfile "$PKI/ca.key" -cert "$PKI/ca.crt" \
-	-out "$T/empty.crl" 2>/dev/null
+empty_client_crl "$T/empty.crl"
 
 # conn WHO VERSION [s_client args]: one request over openssl s_client, its whole output.
 conn() {

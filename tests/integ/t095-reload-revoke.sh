@@ -7,19 +7,7 @@ make_pki
 start_backend b1
 
 # Start with an empty CRL from the client CA, so "revoked" is not revoked yet.
-mkdir -p "$T/ca"
-: >"$T/ca/index.txt"
-echo 01 >"$T/ca/crlnumber"
-cat >"$T/ca.cnf" <<CNF
-[ca]
-default_ca = d
-[d]
-database = $T/ca/index.txt
-crlnumber = $T/ca/crlnumber
-default_md = sha256
-default_crl_days = 30
-CNF
-openssl ca -gencrl -batch -config "$T/ca.cnf" -keyfile "$PKI/ca.key" -cert "$PKI/ca.crt" -out "$T/empty.crl" 2>/dev/null
+empty_client_crl "$T/empty.crl"
 cat "$T/empty.crl" "$PKI/inter.crl" >"$T/crl.pem"
 write_config "$T/gw.conf"
 sed -i "s|\"$PKI/crls.pem\"|\"$T/crl.pem\"|" "$T/gw.conf"
