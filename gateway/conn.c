@@ -198,10 +198,7 @@ static void conn_established(struct gw_conn *c)
 	const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
 	if (sni)
 		snprintf(c->sni, sizeof(c->sni), "%s", sni);
-	if (gw_parser_init(&c->ps, HTTP_REQUEST, &c->gen->cfg->limits) != 0) {
-		gw_conn_close(c, GW_INTERNAL);
-		return;
-	}
+	gw_parser_init(&c->ps, HTTP_REQUEST, &c->gen->cfg->limits);
 	c->ps_ready = true;
 	c->state = GW_CONN_READY;
 	c->t_idle = gw_now_us();

@@ -282,7 +282,7 @@ struct gw_gen *gw_gen_ref(struct gw_gen *g);
 void gw_gen_unref(struct gw_gen *g);
 
 /* ===================================================================== http.c == */
-int gw_parser_init(struct gw_parser *ps, llhttp_type_t type, const struct conf_limits *lim);
+void gw_parser_init(struct gw_parser *ps, llhttp_type_t type, const struct conf_limits *lim);
 void gw_parser_reset(struct gw_parser *ps);
 void gw_parser_free(struct gw_parser *ps);
 void gw_parser_trim(struct gw_parser *ps);
@@ -343,6 +343,8 @@ void gw_conn_trim_idle(struct gw_worker *w);
 /* ==================================================================== proxy.c == */
 /* Decimal text of v into out (at least 21 bytes); its length. No printf on hot paths. */
 size_t gw_u64_dec(uint64_t v, char *out);
+/* Appends "Content-Length: n\r\n". */
+void gw_add_clen(struct evbuffer *b, uint64_t n);
 int gw_reason_status(enum gw_reason r);
 const char *gw_reason_str(enum gw_reason r);
 void gw_req_on_head(struct gw_req *r);

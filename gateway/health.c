@@ -432,11 +432,11 @@ static void probe_tcp_cb(evutil_socket_t fd, short what, void *arg)
 		if (!p->bev)
 			p->ssl = NULL; /* libevent freed it; the fd is still ours */
 	}
-	if (!p->bev || !p->body ||
-	    gw_parser_init(&p->ps, HTTP_RESPONSE, &p->hc->gen->cfg->limits) != 0) {
+	if (!p->bev || !p->body) {
 		probe_done(p, false, "out of memory");
 		return;
 	}
+	gw_parser_init(&p->ps, HTTP_RESPONSE, &p->hc->gen->cfg->limits);
 	p->ps_ready = true;
 	p->ps.ud = p;
 	p->ps.on_body = probe_body_cb;

@@ -243,17 +243,16 @@ static const llhttp_settings_t gw_settings = {
 };
 
 /*
- * Prepares a parser; its arena is allocated as the head arrives. Returns 0.
+ * Prepares a parser. It cannot fail: the arena is allocated as the head arrives.
  * The limits are borrowed and must outlive the parser (they live in the generation).
  */
-int gw_parser_init(struct gw_parser *ps, llhttp_type_t type, const struct conf_limits *lim)
+void gw_parser_init(struct gw_parser *ps, llhttp_type_t type, const struct conf_limits *lim)
 {
 	memset(ps, 0, sizeof(*ps));
 	ps->limits = lim;
 	ps->head.cap_max = lim->request_line + lim->header_bytes + 64;
 	ps->head.max_hdrs = lim->header_count;
 	llhttp_init(&ps->p, type, &gw_settings);
-	return 0;
 }
 
 /* Between messages only: the arena and header table go until the next head arrives. */

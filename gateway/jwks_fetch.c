@@ -425,10 +425,7 @@ static void tcp_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	f->fd = -1; /* the bufferevent owns it now */
-	if (gw_parser_init(&f->ps, HTTP_RESPONSE, &jwks_limits) != 0) {
-		fetch_fail(f, "out of memory");
-		return;
-	}
+	gw_parser_init(&f->ps, HTTP_RESPONSE, &jwks_limits);
 	f->ps_ready = true;
 	f->ps.ud = f;
 	f->ps.on_body = body_cb;

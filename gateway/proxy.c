@@ -182,6 +182,15 @@ size_t gw_u64_dec(uint64_t v, char *out)
 	return n;
 }
 
+/* Both directions re-frame a message with a length they parsed; written once here. */
+void gw_add_clen(struct evbuffer *b, uint64_t n)
+{
+	char num[24];
+	evbuffer_add(b, "Content-Length: ", 16);
+	evbuffer_add(b, num, gw_u64_dec(n, num));
+	evbuffer_add(b, "\r\n", 2);
+}
+
 static void add_hdr(struct evbuffer *b, const char *name, const char *value)
 {
 	if (!value)
@@ -269,10 +278,7 @@ static int req_build_upstream_head(struct gw_req *r, const char *fwd, size_t fwd
 		r->body_chunked = true;
 		evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
 	} else if (h->has_clen) {
-		char num[24];
-		evbuffer_add(b, "Content-Length: ", 16);
-		evbuffer_add(b, num, gw_u64_dec(h->clen, num));
-		evbuffer_add(b, "\r\n", 2);
+		gw_add_clen(b, h->clen);
 	}
 	return evbuffer_add(b, "\r\n", 2);
 }

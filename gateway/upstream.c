@@ -450,8 +450,7 @@ static struct gw_upconn *up_connect(struct gw_req *r, unsigned cl, int idx)
 		pl->n_open++;
 	gw_gauge_add(&up_hs(u)->conns_open, 1);
 	up_lease(u, r);
-	if (gw_parser_init(&u->ps, HTTP_RESPONSE, &r->gen->cfg->limits) != 0)
-		goto fail;
+	gw_parser_init(&u->ps, HTTP_RESPONSE, &r->gen->cfg->limits);
 	u->ps.on_body = up_body_cb;
 	u->ssl = pki_client_ssl_new(c->tls, s->name);
 	u->ssl_owned = u->ssl != NULL;
@@ -680,9 +679,7 @@ static void up_send_head(struct gw_upconn *u, struct gw_req *r)
 	}
 	bool no_body = r->resp_head_req || h->status == 204 || h->status == 304;
 	if (h->has_clen && (h->status != 204)) {
-		evbuffer_add(b, "Content-Length: ", 16);
-		evbuffer_add(b, num, gw_u64_dec(h->clen, num));
-		evbuffer_add(b, "\r\n", 2);
+		gw_add_clen(b, h->clen);
 	} else if (!no_body) {
 		if (c->ps.head.http_minor == 1) {
 			r->resp_rechunk = true;
