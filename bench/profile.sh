@@ -39,6 +39,7 @@ wait_file() {
 	return 1
 }
 
+rm -f "$out/be.ready" # an earlier run's file in a reused --out would name a dead port
 taskset -c 0 "$build/tests/tools/gw_testbackend" --listen 127.0.0.1:0 --ready-file "$out/be.ready" \
 	--cert "$PKI/backend.crt" --key "$PKI/backend.key" --ca "$PKI/gw-client-ca.crt" --name b1 \
 	>"$out/backend.log" 2>&1 &
