@@ -27,56 +27,60 @@
 enum pki_tls_version { PKI_TLS12 = 0, PKI_TLS13 };
 
 struct pki_server_opts {
-	const char *cert_file;          /* PEM chain, leaf first */
-	const char *key_file;           /* PEM private key matching the leaf */
-	const char *client_ca_file;     /* PEM bundle of CAs trusted for client certificates */
-	const char *const *crl_files;   /* PEM CRLs, checked for leaf and intermediates */
+	const char *cert_file;        /* PEM chain, leaf first */
+	const char *key_file;         /* PEM private key matching the leaf */
+	const char *client_ca_file;   /* PEM bundle of CAs trusted for client certificates */
+	const char *const *crl_files; /* PEM CRLs, checked for leaf and intermediates */
 	size_t n_crl_files;
 	enum pki_tls_version min_version;
-	int verify_depth;               /* max intermediates; default 4 when 0 */
-	bool require_client_cert;       /* default true; false is for tests of plain TLS only */
-	const char *ciphers_tls12;      /* OpenSSL cipher list, NULL = secure default */
-	const char *suites_tls13;       /* TLS 1.3 suites, NULL = OpenSSL default */
+	int verify_depth;          /* max intermediates; default 4 when 0 */
+	bool require_client_cert;  /* default true; false is for tests of plain TLS only */
+	const char *ciphers_tls12; /* OpenSSL cipher list, NULL = secure default */
+	const char *suites_tls13;  /* TLS 1.3 suites, NULL = OpenSSL default */
 	/* Resumption, one ticket per handshake, renewed on each TLS 1.3 resumption. true:
 	 * stateless tickets with our own rotating key; false: stateful, the ticket (TLS 1.2: the
 	 * session ID) names a session in the server's cache. */
 	bool session_tickets;
-	unsigned ticket_lifetime;       /* seconds, never past the client cert's notAfter; 0 = 300 */
-	unsigned session_cache_size;    /* sessions kept by the server cache; 0 = 20480 */
-	const char *alpn;               /* protocol we select, NULL = "http/1.1" */
+	unsigned ticket_lifetime;    /* seconds, never past the client cert's notAfter; 0 = 300 */
+	unsigned session_cache_size; /* sessions kept by the server cache; 0 = 20480 */
+	const char *alpn;            /* protocol we select, NULL = "http/1.1" */
 	/* Added with the operations work: seconds past a CRL's nextUpdate during which it is
 	 * still used for revocation checks (0 = an expired CRL fails every chain it covers). */
 	unsigned crl_grace;
 	/* Added with the verified-chain cache (vcache.c): true turns it off, so that every full
 	 * handshake verifies the client chain in full (tests, benchmarks). */
 	bool no_verify_cache;
+	/* Added with the lean library context (libctx.c): true runs the server in OpenSSL's
+	 * default library context, where each client certificate costs its full parse
+	 * (benchmarks, tests). */
+	bool default_libctx;
 };
 
 struct pki_client_opts {
-	const char *ca_file;          /* PEM bundle verifying backend certificates */
-	const char *cert_file;        /* optional client certificate presented to backends */
-	const char *key_file;         /* its key */
+	const char *ca_file;   /* PEM bundle verifying backend certificates */
+	const char *cert_file; /* optional client certificate presented to backends */
+	const char *key_file;  /* its key */
 	enum pki_tls_version min_version;
-	bool verify;                  /* default true; false must be explicit in config */
-	const char *ciphers_tls12;    /* NULL = same secure default as the server side */
+	bool verify;               /* default true; false must be explicit in config */
+	const char *ciphers_tls12; /* NULL = same secure default as the server side */
 };
 
 /* Why a client handshake failed. Stable tokens come from pki_reason_str(). */
 enum pki_reason {
 	PKI_OK = 0,
-	PKI_NO_CERT,           /* client sent no certificate */
-	PKI_UNKNOWN_CA,        /* chain does not lead to a trusted CA */
-	PKI_SELF_SIGNED,       /* self-signed leaf not in the trust store */
-	PKI_EXPIRED,           /* leaf or chain member past notAfter */
-	PKI_NOT_YET_VALID,     /* before notBefore */
-	PKI_REVOKED,           /* listed in a CRL */
-	PKI_CRL_PROBLEM,       /* CRL missing, expired or unverifiable */
-	PKI_BAD_EKU,           /* key usage / extended key usage forbids client auth */
-	PKI_LEAF_IS_CA,        /* leaf carries basicConstraints CA:TRUE */
-	PKI_CHAIN_TOO_LONG,    /* verify depth exceeded */
-	PKI_BAD_SIGNATURE,     /* signature on a chain member does not verify */
-	PKI_PROTOCOL,          /* TLS-level failure: version, cipher, garbage, timeout */
-	PKI_OTHER,             /* any other verification error */
+	PKI_NO_CERT,        /* client sent no certificate */
+	PKI_UNKNOWN_CA,     /* chain does not lead to a trusted CA */
+	PKI_SELF_SIGNED,    /* self-signed leaf not in the trust store */
+	PKI_EXPIRED,        /* leaf or chain member past notAfter */
+	PKI_NOT_YET_VALID,  /* before notBefore */
+	PKI_REVOKED,        /* listed in a CRL */
+	PKI_CRL_PROBLEM,    /* CRL missing, expired or unverifiable */
+	PKI_BAD_EKU,        /* key usage / extended key usage forbids client auth */
+	PKI_LEAF_IS_CA,     /* leaf carries basicConstraints CA:TRUE */
+	PKI_CHAIN_TOO_LONG, /* verify depth exceeded */
+	PKI_BAD_SIGNATURE,  /* signature on a chain member does not verify */
+	PKI_PROTOCOL,       /* TLS-level failure: version, cipher, garbage, timeout */
+	PKI_OTHER,          /* any other verification error */
 	PKI_REASON_MAX
 };
 
@@ -193,17 +197,17 @@ struct pki_ca_opts {
 };
 
 struct pki_issue_opts {
-	const char *dir;              /* the CA directory */
-	const char *cn;               /* subject CN; printable, no control characters */
-	const char *spiffe;           /* optional URI SAN (callers check SPIFFE syntax) */
-	const char *const *dns;       /* DNS SANs */
+	const char *dir;        /* the CA directory */
+	const char *cn;         /* subject CN; printable, no control characters */
+	const char *spiffe;     /* optional URI SAN (callers check SPIFFE syntax) */
+	const char *const *dns; /* DNS SANs */
 	size_t n_dns;
-	bool server;                  /* serverAuth (and the CN as DNS SAN when none is given)
-	                                 instead of clientAuth */
-	enum pki_key_type key;        /* the new leaf's key */
-	time_t not_before;            /* 0 = now - 60 s (clock skew) */
-	time_t not_after;             /* 0 = not_before + 365 days; may lie in the past */
-	const char *out_prefix;       /* PREFIX.crt + PREFIX.key; NULL = DIR/issued/CN */
+	bool server;            /* serverAuth (and the CN as DNS SAN when none is given)
+	                           instead of clientAuth */
+	enum pki_key_type key;  /* the new leaf's key */
+	time_t not_before;      /* 0 = now - 60 s (clock skew) */
+	time_t not_after;       /* 0 = not_before + 365 days; may lie in the past */
+	const char *out_prefix; /* PREFIX.crt + PREFIX.key; NULL = DIR/issued/CN */
 	time_t now;
 };
 

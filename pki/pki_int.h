@@ -71,6 +71,15 @@ int pki_ctx_load_cert_key(SSL_CTX *ctx, const char *cert_file, const char *key_f
 
 int pki_tls_version(enum pki_tls_version v);
 
+/* ---- libctx.c ---- */
+
+/*
+ * The library context for TLS server contexts: the default provider with only the
+ * decoders certificates need, so each certificate a client sends parses in about half the
+ * time. NULL (OpenSSL's default context) when it cannot be built or FIPS is in use.
+ */
+OSSL_LIB_CTX *pki_lean_libctx(void);
+
 /* ---- leaf.c ---- */
 
 /* SSL ex_data slot for the recorded reason, created once; -1 when OpenSSL refused. */

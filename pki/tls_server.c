@@ -240,7 +240,7 @@ static int setup_sessions(struct pki_server *srv, const struct pki_server_opts *
 {
 	SSL_CTX_set_session_cache_mode(srv->ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_sess_set_cache_size(srv->ctx, opts->session_cache_size ? opts->session_cache_size
-	                                                                : PKI_SESS_CACHE_SIZE);
+	                                                               : PKI_SESS_CACHE_SIZE);
 	SSL_CTX_set_timeout(srv->ctx, opts->ticket_lifetime ? opts->ticket_lifetime
 	                                                    : PKI_DEFAULT_TICKET_LIFE);
 	SSL_CTX_sess_set_new_cb(srv->ctx, session_new_cb);
@@ -276,7 +276,8 @@ int pki_server_new(const struct pki_server_opts *opts, struct pki_server **out, 
 		return -1;
 	}
 	srv->depth = opts->verify_depth > 0 ? opts->verify_depth : PKI_DEFAULT_DEPTH;
-	srv->ctx = SSL_CTX_new(TLS_server_method());
+	srv->ctx = SSL_CTX_new_ex(opts->default_libctx ? NULL : pki_lean_libctx(), NULL,
+	                          TLS_server_method());
 	if (!srv->ctx) {
 		pki_err(err, errlen, "cannot create TLS server context");
 		goto fail;
