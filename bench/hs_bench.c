@@ -15,8 +15,13 @@
  *   stateful-1+vcache  as the gateway runs it: stateful-1 with pki's verified-chain
  *                    cache, which spares a returning client's chain its re-verification
  *   resume-stateless / resume-stateful: the client offers the previous session
+ *   stateful-1/default-ctx  stateful-1 in OpenSSL's default library context instead of
+ *                    pki's lean one (pki/libctx.c): the full cost of parsing the client's
+ *                    certificate
  * Every variant but +vcache runs with the verified-chain cache off, so that it shows
- * OpenSSL's own cost.
+ * OpenSSL's own cost. After the table, what parsing one client certificate costs (libssl
+ * does it for every certificate a client sends, before any callback of ours can run) in
+ * either library context, and how much of that is the public key's decoding alone.
  *
  * usage: hs_bench --pki DIR [-n N] [--passes P] [--variant NAME] [--json]
  */
@@ -27,9 +32,12 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "pki.h"
+#include "pki_int.h" /* pki_lean_libctx: measured apart below */
 
 struct hs_variant {
 	const char *name;
@@ -38,16 +46,18 @@ struct hs_variant {
 	bool tickets;    /* pki_server_opts.session_tickets */
 	bool resume;     /* client offers the previous session */
 	bool vcache;     /* pki's verified-chain cache on (the gateway's default) */
+	bool plain_ctx;  /* OpenSSL's default library context instead of pki's lean one */
 };
 
 static const struct hs_variant variants[] = {
-    {"no-tickets", 0, false, false, false, false},
-    {"stateless-1", 1, false, true, false, false},
-    {"stateless-2", 2, false, true, false, false},
-    {"stateful-1", 1, true, false, false, false},
-    {"stateful-1+vcache", 1, true, false, false, true},
-    {"resume-stateless", 1, false, true, true, false},
-    {"resume-stateful", 1, true, false, true, false},
+    {"no-tickets", 0, false, false, false, false, false},
+    {"stateless-1", 1, false, true, false, false, false},
+    {"stateless-2", 2, false, true, false, false, false},
+    {"stateful-1", 1, true, false, false, false, false},
+    {"stateful-1+vcache", 1, true, false, false, true, false},
+    {"resume-stateless", 1, false, true, true, false, false},
+    {"resume-stateful", 1, true, false, true, false, false},
+    {"stateful-1/default-ctx", 1, true, false, false, false, true},
 };
 
 struct hs_result {
@@ -130,7 +140,8 @@ static struct pki_server *server_new(const struct hs_pki *p, const struct hs_var
 	                            .n_crl_files = 1,
 	                            .require_client_cert = true,
 	                            .session_tickets = v->tickets,
-	                            .no_verify_cache = !v->vcache};
+	                            .no_verify_cache = !v->vcache,
+	                            .default_libctx = v->plain_ctx};
 	struct pki_server *srv = NULL;
 	char err[512];
 	if (pki_server_new(&o, &srv, err, sizeof(err)) != 0) {
@@ -235,8 +246,56 @@ static void print_result(const struct hs_variant *v, const struct hs_result *r, 
 		       1e6 / s_us);
 		return;
 	}
-	printf("%-17s %6u %7u %10.1f %10.1f %12.0f %14.0f\n", v->name, r->n, r->resumed, s_us, c_us,
+	printf("%-22s %6u %7u %10.1f %10.1f %12.0f %14.0f\n", v->name, r->n, r->resumed, s_us, c_us,
 	       r->n / r->wall_s, 1e6 / s_us);
+}
+
+/*
+ * Microseconds per parse of the certificate in PEM file `path` in library context lctx, as
+ * libssl's tls_process_client_certificate does it (X509_new_ex, then d2i_X509), and per
+ * decode of its SubjectPublicKeyInfo alone (d2i_PUBKEY_ex); best of `passes` runs of n. OpenSSL 3.0
+ * decodes every certificate's key through its provider decoder machinery, and this shows
+ * that cost apart from the handshake's. Returns -1 if the file cannot be read.
+ */
+static int cert_parse_cost(const char *path, OSSL_LIB_CTX *lctx, unsigned n, unsigned passes,
+                           double *parse_us, double *key_us)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	if (f)
+		fclose(f);
+	unsigned char *der = NULL, *spki = NULL;
+	int dlen = x ? i2d_X509(x, &der) : -1;
+	int slen = x ? i2d_PUBKEY(X509_get0_pubkey(x), &spki) : -1;
+	X509_free(x);
+	int rc = dlen > 0 && slen > 0 ? 0 : -1;
+	*parse_us = *key_us = 1e9;
+	for (unsigned p = 0; rc == 0 && p < passes; p++) {
+		double t0 = now_s();
+		for (unsigned i = 0; i < n && rc == 0; i++) {
+			const unsigned char *q = der;
+			X509 *y = X509_new_ex(lctx, NULL);
+			if (!y || !d2i_X509(&y, &q, dlen))
+				rc = -1;
+			X509_free(y);
+		}
+		double t1 = now_s();
+		for (unsigned i = 0; i < n && rc == 0; i++) {
+			const unsigned char *q = spki;
+			EVP_PKEY *k = d2i_PUBKEY_ex(NULL, &q, slen, lctx, NULL);
+			if (!k)
+				rc = -1;
+			EVP_PKEY_free(k);
+		}
+		double t2 = now_s();
+		if ((t1 - t0) * 1e6 / n < *parse_us)
+			*parse_us = (t1 - t0) * 1e6 / n;
+		if ((t2 - t1) * 1e6 / n < *key_us)
+			*key_us = (t2 - t1) * 1e6 / n;
+	}
+	OPENSSL_free(der);
+	OPENSSL_free(spki);
+	return rc;
 }
 
 static void pki_paths(struct hs_pki *p, const char *dir)
@@ -324,16 +383,26 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct hs_pki p;
+	memset(&p, 0, sizeof(p)); /* pki_paths fills it; zeroed for the analysers */
 	struct hs_result best[N_VARIANTS];
 	pki_paths(&p, dir);
 	int rc = run_passes(&p, only, n, passes, best);
+	/* [0]: OpenSSL's default library context, [1]: pki's lean one. */
+	double parse_us[2] = {0, 0}, key_us[2] = {0, 0};
+	for (int i = 0; i < 2; i++) {
+		if (cert_parse_cost(p.ccert, i ? pki_lean_libctx() : NULL, n, passes, &parse_us[i],
+		                    &key_us[i]) != 0) {
+			fprintf(stderr, "hs_bench: cannot parse %s\n", p.ccert);
+			rc = 1;
+		}
+	}
 	if (json)
 		printf("{\"openssl\":\"%s\",\"passes\":%u,\"results\":[",
 		       OpenSSL_version(OPENSSL_VERSION), passes);
 	else
 		printf("%s, TLS 1.3, ECDSA P-256 certificates, X25519, client cert + CRL checks;\n"
 		       "best of %u interleaved passes of %u handshakes per variant\n"
-		       "%-17s %6s %7s %10s %10s %12s %14s\n",
+		       "%-22s %6s %7s %10s %10s %12s %14s\n",
 		       OpenSSL_version(OPENSSL_VERSION), passes, n, "variant", "n", "resumed",
 		       "server_us", "client_us", "pairs/s", "server_max/s");
 	for (size_t i = 0; i < N_VARIANTS; i++) {
@@ -343,6 +412,15 @@ int main(int argc, char **argv)
 		first = false;
 	}
 	if (json)
-		printf("]}\n");
+		printf("],\"cert_parse_us\":{\"default_ctx\":%.1f,\"lean_ctx\":%.1f},"
+		       "\"pubkey_decode_us\":{\"default_ctx\":%.1f,\"lean_ctx\":%.1f}}\n",
+		       parse_us[0], parse_us[1], key_us[0], key_us[1]);
+	else
+		printf("parsing the client certificate (X509_new_ex + d2i_X509, as libssl does):\n"
+		       "  OpenSSL's default library context %7.1f us, of which its public key "
+		       "%7.1f us\n"
+		       "  pki's lean library context        %7.1f us, of which its public key "
+		       "%7.1f us\n",
+		       parse_us[0], key_us[0], parse_us[1], key_us[1]);
 	return rc;
 }
