@@ -233,6 +233,15 @@ static void test_handshakes(void)
 	snprintf(srv_key, sizeof(srv_key), "%s.key", sp);
 	snprintf(ca, sizeof(ca), "%s/ca.crt", dir);
 
+	enum { N_CLIENTS = sizeof(clients) / sizeof(clients[0]) };
+	char crt[N_CLIENTS][512], key[N_CLIENTS][512];
+	for (size_t c = 0; c < N_CLIENTS; c++) {
+		const char *cp = issue(clients[c].cn, false, clients[c].kt);
+		CU_ASSERT_FATAL(cp != NULL);
+		snprintf(crt[c], sizeof(crt[c]), "%s.crt", cp);
+		snprintf(key[c], sizeof(key[c]), "%s.key", cp);
+	}
+
 	for (int plain = 0; plain < 2; plain++) {
 		struct pki_server_opts so = {.cert_file = srv_crt,
 		                             .key_file = srv_key,
@@ -242,15 +251,10 @@ static void test_handshakes(void)
 		                             .default_libctx = plain};
 		struct pki_server *srv = NULL;
 		CU_ASSERT_FATAL(pki_server_new(&so, &srv, err, sizeof(err)) == 0);
-		for (size_t c = 0; c < sizeof(clients) / sizeof(clients[0]); c++) {
-			const char *cp = issue(clients[c].cn, false, clients[c].kt);
-			CU_ASSERT_FATAL(cp != NULL);
-			char crt[512], key[512];
-			snprintf(crt, sizeof(crt), "%s.crt", cp);
-			snprintf(key, sizeof(key), "%s.key", cp);
+		for (size_t c = 0; c < N_CLIENTS; c++) {
 			struct pki_client_opts co = {.ca_file = ca,
-			                             .cert_file = crt,
-			                             .key_file = key,
+			                             .cert_file = crt[c],
+			                             .key_file = key[c],
 			                             .min_version = PKI_TLS12,
 			                             .verify = true};
 			struct pki_client *cli = NULL;
@@ -286,12 +290,6 @@ static void test_handshakes(void)
 				}
 			}
 			pki_client_free(cli);
-			/* pki_issue never overwrites: the next server round issues afresh. */
-			char path[600];
-			snprintf(path, sizeof(path), "%s.crt", cp);
-			remove(path);
-			snprintf(path, sizeof(path), "%s.key", cp);
-			remove(path);
 		}
 		pki_server_free(srv);
 	}
