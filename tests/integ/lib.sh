@@ -103,9 +103,9 @@ finish() {
 	exit $?
 }
 
-# empty_client_crl OUT: an empty CRL of the test PKI's client CA (issued with `openssl ca`
-# from a fresh database in $T/ca), for tests that start with nothing revoked.
-empty_client_crl() {
+# client_ca_db: a fresh `openssl ca` database for the test PKI's client CA in $T/ca (nothing
+# revoked yet; CRLs valid 30 days unless dated explicitly). Its config is $T/ca/ca.cnf.
+client_ca_db() {
 	mkdir -p "$T/ca"
 	: >"$T/ca/index.txt"
 	echo 01 >"$T/ca/crlnumber"
@@ -118,6 +118,12 @@ crlnumber = $T/ca/crlnumber
 default_md = sha256
 default_crl_days = 30
 CNF
+}
+
+# empty_client_crl OUT: an empty CRL of the client CA, for tests that start with nothing
+# revoked.
+empty_client_crl() {
+	client_ca_db
 	openssl ca -gencrl -batch -config "$T/ca/ca.cnf" -keyfile "$PKI/ca.key" -cert "$PKI/ca.crt" \
 		-out "$1" 2>/dev/null
 }

@@ -11,23 +11,13 @@ start_backend b1
 line_of() { grep -nF -m1 -- "$2" "$1" | cut -d: -f1; }
 
 # An openssl ca database for the client CA with "revoked" revoked, to date CRLs freely.
-mkdir -p "$T/db"
-: >"$T/db/index.txt"
-echo 01 >"$T/db/crlnumber"
-cat >"$T/db/ca.cnf" <<CNF
-[ca]
-default_ca = d
-[d]
-database = $T/db/index.txt
-crlnumber = $T/db/crlnumber
-default_md = sha256
-CNF
-openssl ca -batch -config "$T/db/ca.cnf" -keyfile "$PKI/ca.key" -cert "$PKI/ca.crt" \
+client_ca_db
+openssl ca -batch -config "$T/ca/ca.cnf" -keyfile "$PKI/ca.key" -cert "$PKI/ca.crt" \
 	-revoke "$PKI/revoked.crt" >/dev/null 2>&1
 ago() { date -u -d "@$(($(date +%s) - $1))" +%Y%m%d%H%M%SZ; }
 # stale_crl SECONDS_PAST OUT: a CRL of the client CA whose nextUpdate passed that long ago.
 stale_crl() {
-	openssl ca -gencrl -batch -config "$T/db/ca.cnf" -keyfile "$PKI/ca.key" -cert "$PKI/ca.crt" \
+	openssl ca -gencrl -batch -config "$T/ca/ca.cnf" -keyfile "$PKI/ca.key" -cert "$PKI/ca.crt" \
 		-crl_lastupdate "$(ago $(($1 + 86400)))" -crl_nextupdate "$(ago "$1")" -out "$2" 2>/dev/null
 }
 stale_crl 3600 "$T/stale.crl"
@@ -72,7 +62,7 @@ stop_pid "$GW_PID"
 
 # Without grace the same CRL at run time would fail every client: the reason recorded.
 # (Loaded fresh, it went stale later: simulated with a CRL that expires in 2 seconds.)
-openssl ca -gencrl -batch -config "$T/db/ca.cnf" -keyfile "$PKI/ca.key" -cert "$PKI/ca.crt" \
+openssl ca -gencrl -batch -config "$T/ca/ca.cnf" -keyfile "$PKI/ca.key" -cert "$PKI/ca.crt" \
 	-crl_lastupdate "$(ago 60)" -crl_nextupdate "$(ago -2)" -out "$T/short.crl" 2>/dev/null
 cat "$T/short.crl" "$PKI/inter.crl" >"$T/stale.pem"
 conf "$T/short.conf" ""
@@ -83,7 +73,7 @@ check_contains "audited as crl_problem" '"reason":"crl_problem"' "$(cat "$T/audi
 stop_pid "$GW_PID"
 
 # ---- expiry warnings ----
-CA=$T/ca
+CA=$T/expiring-ca
 "$GATEWAYCTL" pki init --dir "$CA" --days 10 >/dev/null
 "$GATEWAYCTL" pki issue --dir "$CA" --cn localhost --server --not-after +5d >/dev/null
 "$GATEWAYCTL" pki issue --dir "$CA" --cn gateway --not-after +3d >/dev/null
