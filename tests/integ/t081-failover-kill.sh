@@ -4,7 +4,9 @@
 # idempotent GETs for 14 s. At 3 s one backend is killed with SIGKILL: no client sees an
 # error (failed attempts go to the other server), the checker marks it down within
 # fall x interval. At 6.5 s it is restarted on the same port: marked up within rise x
-# interval, and it gets traffic again.
+# interval, and it gets traffic again. (The test backend writes each response in one
+# write(), so the kill lands between responses: a response cut after its head has reached
+# the client cannot be hidden by any proxy.)
 source "$(dirname "$0")/lib.sh"
 make_pki
 start_backend b1
