@@ -27,8 +27,10 @@ for tag in a b c; do
 	load "$tag" 1500 &
 	pids+=($!)
 done
+# Each rotation waits for its share of answers, up to 30 s (a loaded CI machine answers
+# the 1 200 requests a rotation waits for in well under that; 10 s was once too short).
 for r in 1 2; do
-	for ((i = 0; i < 200; i++)); do
+	for ((i = 0; i < 600; i++)); do
 		[ "$(answered_count)" -ge $((r * 1200)) ] && break
 		sleep 0.05
 	done
